@@ -1,0 +1,145 @@
+// Validates the environment (CONTRACT §1) into one AppConfig. Every problem is
+// collected and reported together, one line per variable, so an operator fixes
+// a broken deployment in one go.
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import type { AppConfig } from './app-config';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'ConfigError';
+  }
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().min(1);
+const seconds = z.coerce.number().int().min(1).max(30 * 24 * 3600);
+
+function urlWithSchemes(schemes: string[]) {
+  return z.string().refine(
+    (value) => {
+      try {
+        return schemes.includes(new URL(value).protocol.replace(/:$/, ''));
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL with scheme ${schemes.map((s) => `${s}://`).join(' or ')}` },
+  );
+}
+
+const flag = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
+  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+
+const hostPortList = z.string().transform((value, ctx) => {
+  const nodes = value.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => {
+    const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(entry);
+    return match ? { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) } : null;
+  });
+  if (nodes.length === 0 || nodes.some((n) => n === null || n.port < 1 || n.port > 65535)) {
+    ctx.addIssue({ code: 'custom', message: 'must be host:port[,host:port…]' });
+    return z.NEVER;
+  }
+  return nodes as Array<{ host: string; port: number }>;
+});
+
+const DEVICE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+const deviceTokens = z.string().transform((value, ctx) => {
+  const map = new Map<string, string>();
+  for (const entry of value.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const colon = entry.lastIndexOf(':');
+    const id = entry.slice(0, colon);
+    const token = entry.slice(colon + 1);
+    // Device ids may contain ':' themselves, so the token is what follows the last one.
+    if (colon <= 0 || !DEVICE_ID.test(id) || token.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be deviceId:token[,deviceId:token…]' });
+      return z.NEVER;
+    }
+    map.set(id, token);
+  }
+  if (map.size === 0) {
+    ctx.addIssue({ code: 'custom', message: 'must name at least one deviceId:token' });
+    return z.NEVER;
+  }
+  return map as ReadonlyMap<string, string>;
+});
+
+const envSchema = z.object({
+  PORT: port.default(3000),
+  DATABASE_URL: urlWithSchemes(['postgres', 'postgresql']).optional(),
+  DATA_DIR: z.string().min(1).default('./data'),
+  REDIS_URL: urlWithSchemes(['redis', 'rediss']).optional(),
+  REDIS_CLUSTER_NODES: hostPortList.optional(),
+  MQTT_URL: urlWithSchemes(['mqtt', 'mqtts', 'tcp', 'tls', 'ws', 'wss']).optional(),
+  MQTT_PORT: port.default(1883),
+  ADMIN_API_KEY: z.string().min(1).optional(),
+  WS_TOKEN: z.string().min(1).optional(),
+  DEVICE_TOKENS: deviceTokens.optional(),
+  CACHE_TTL_LATEST_S: seconds.default(10),
+  CACHE_TTL_DASHBOARD_S: seconds.default(300),
+  CACHE_TTL_DEVICE_STATS_S: seconds.default(900),
+  CACHE_TTL_HOURLY_S: seconds.default(600),
+  WS_RATE_LIMIT: positiveInt.default(100),
+  WS_RATE_WINDOW_S: seconds.default(60),
+  INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must match [A-Za-z0-9_.:-]{1,64}').optional(),
+  TRUST_PROXY: flag.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  INGEST_MAX_BATCH_SAMPLES: positiveInt.max(100_000).default(5000),
+  INGEST_FLUSH_INTERVAL_MS: positiveInt.max(10_000).default(25),
+  INGEST_MAX_PENDING_MESSAGES: positiveInt.default(20_000),
+});
+
+/** Empty strings count as unset: `FOO=` in a compose file means "not configured". */
+function presentOnly(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const parsed = envSchema.safeParse(presentOnly(env));
+  if (!parsed.success) {
+    // Zod messages never include the offending value, so secrets stay out of the error.
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `invalid environment variable ${issue.path.join('.')}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const config: AppConfig = {
+    port: e.PORT,
+    instanceId: e.INSTANCE_ID ?? `${hostname()}-${e.PORT}`,
+    logLevel: e.LOG_LEVEL,
+    trustProxy: e.TRUST_PROXY ?? false,
+    database: { url: e.DATABASE_URL, dataDir: e.DATA_DIR },
+    redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES },
+    mqtt: { url: e.MQTT_URL, embeddedPort: e.MQTT_PORT, deviceTokens: e.DEVICE_TOKENS },
+    adminApiKey: e.ADMIN_API_KEY,
+    wsToken: e.WS_TOKEN,
+    cacheTtl: {
+      latestS: e.CACHE_TTL_LATEST_S,
+      dashboardS: e.CACHE_TTL_DASHBOARD_S,
+      deviceStatsS: e.CACHE_TTL_DEVICE_STATS_S,
+      hourlyS: e.CACHE_TTL_HOURLY_S,
+    },
+    wsRateLimit: { capacity: e.WS_RATE_LIMIT, windowS: e.WS_RATE_WINDOW_S },
+    ingest: {
+      maxBatchSamples: e.INGEST_MAX_BATCH_SAMPLES,
+      flushIntervalMs: e.INGEST_FLUSH_INTERVAL_MS,
+      maxPendingMessages: e.INGEST_MAX_PENDING_MESSAGES,
+    },
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof Map)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,43 @@
+// Feeds the batcher from the embedded broker. The device's PUBACK is the
+// `ack` of each message, so a device is acknowledged only after commit.
+import type { EmbeddedBroker } from '../broker/embedded-broker';
+import type { IngestBatcher } from './ingest-batcher';
+import type { MessageSource } from './ingest-message';
+
+export class EmbeddedSource implements MessageSource {
+  readonly name = 'embedded';
+  private paused = false;
+
+  constructor(
+    private readonly broker: EmbeddedBroker,
+    private readonly batcher: IngestBatcher,
+  ) {}
+
+  get connected(): boolean {
+    return this.broker.listening;
+  }
+
+  async start(): Promise<void> {
+    this.broker.onTelemetry((topic, payload, ack) => {
+      if (this.paused) return; // never acknowledged: the device sends it again after reconnecting
+      const receivedAtMs = Date.now();
+      if (this.batcher.hasCapacity()) {
+        this.batcher.accept({ topic, payload, receivedAtMs, ack });
+        return;
+      }
+      void this.batcher.waitForCapacity().then(() => {
+        if (!this.paused) this.batcher.accept({ topic, payload, receivedAtMs, ack });
+      });
+    });
+    await this.broker.start();
+  }
+
+  async pause(): Promise<void> {
+    this.paused = true;
+    this.broker.closeListener();
+  }
+
+  async stop(): Promise<void> {
+    await this.broker.stop();
+  }
+}

@@ -1,0 +1,176 @@
+// Turns a stream of messages into committed batches. Parsing happens as a
+// message arrives; samples accumulate until the batch is large enough or old
+// enough, then one SampleWriter call commits them and only then are the
+// messages acknowledged. Memory is bounded by maxPendingMessages: sources
+// await waitForCapacity() before handing over more, which propagates
+// back-pressure to the broker when PostgreSQL is slow or down.
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { RateLimitedLog } from '../logging/rate-limited-log';
+import { TelemetryMetrics } from '../metrics/telemetry-metrics';
+import { DatabaseService } from '../storage/database.service';
+import { type DeviceSeen, SampleWriter } from '../storage/sample-writer';
+import type { IngestMessage } from './ingest-message';
+import { parseTelemetry, type Sample } from './payload-parser';
+
+export interface CommittedBatch {
+  samples: readonly Sample[];
+  inserted: number;
+}
+export type CommitListener = (batch: CommittedBatch) => void;
+
+class Batch {
+  readonly samples: Sample[] = [];
+  readonly acks: Array<() => void> = [];
+  readonly receivedAt: number[] = [];
+  readonly devices = new Map<string, DeviceSeen>();
+  readonly openedAt = Date.now();
+
+  add(deviceId: string, samples: Sample[], receivedAtMs: number, ack: () => void): void {
+    for (let i = 0; i < samples.length; i++) this.samples.push(samples[i]);
+    this.acks.push(ack);
+    this.receivedAt.push(receivedAtMs);
+    const seen = this.devices.get(deviceId);
+    if (!seen) this.devices.set(deviceId, { deviceId, firstSeenMs: receivedAtMs, lastSeenMs: receivedAtMs });
+    else if (receivedAtMs > seen.lastSeenMs) seen.lastSeenMs = receivedAtMs;
+  }
+}
+
+const MAX_CONCURRENT_FLUSHES = 2;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+@Injectable()
+export class IngestBatcher {
+  private readonly logger = new Logger('Ingest');
+  private readonly rejectLog = new RateLimitedLog((msg, fields) => this.logger.warn({ msg, ...fields }));
+  private current = new Batch();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing = 0;
+  private pending = 0; // messages handed over and not yet acked
+  private capacityWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  private readonly listeners: CommitListener[] = [];
+  private stopped = false;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly writer: SampleWriter,
+    private readonly db: DatabaseService,
+    private readonly metrics: TelemetryMetrics,
+  ) {}
+
+  onCommitted(listener: CommitListener): void {
+    this.listeners.push(listener);
+  }
+
+  get pendingMessages(): number {
+    return this.pending;
+  }
+
+  hasCapacity(): boolean {
+    return this.pending < this.config.ingest.maxPendingMessages;
+  }
+
+  /** Resolves when another message may be handed over. */
+  waitForCapacity(): Promise<void> {
+    if (this.hasCapacity()) return Promise.resolve();
+    return new Promise((resolve) => this.capacityWaiters.push(resolve));
+  }
+
+  accept(message: IngestMessage): void {
+    this.metrics.messagesReceived.inc();
+    const result = parseTelemetry(message.topic, message.payload, message.receivedAtMs);
+    if (!result.ok) {
+      this.metrics.messagesRejected.labels(result.reason).inc();
+      this.rejectLog.log('message rejected', { topic: message.topic.slice(0, 200), reason: result.reason, detail: result.detail });
+      message.ack();
+      return;
+    }
+    this.pending++;
+    this.current.add(result.deviceId, result.samples, message.receivedAtMs, message.ack);
+    if (this.current.samples.length >= this.config.ingest.maxBatchSamples) this.cut();
+    else if (!this.timer) this.timer = setTimeout(() => this.cut(), this.config.ingest.flushIntervalMs);
+  }
+
+  /** Flushes everything accepted so far and resolves once it is committed and acked. */
+  async drain(): Promise<void> {
+    this.cut();
+    if (this.pending === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops retrying failed batches (used at shutdown when the database is gone). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private queued: Batch[] = [];
+
+  private cut(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.current.samples.length === 0) return;
+    this.queued.push(this.current);
+    this.current = new Batch();
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.flushing < MAX_CONCURRENT_FLUSHES && this.queued.length > 0) {
+      const batch = this.queued.shift() as Batch;
+      this.flushing++;
+      void this.flush(batch).finally(() => {
+        this.flushing--;
+        this.pump();
+      });
+    }
+  }
+
+  private async flush(batch: Batch): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    for (;;) {
+      const started = performance.now();
+      try {
+        const inserted = await this.writer.write(batch.samples, [...batch.devices.values()]);
+        this.db.markReachable(true);
+        this.metrics.ingestFlushSeconds.observe((performance.now() - started) / 1000);
+        this.committed(batch, inserted);
+        return;
+      } catch (error) {
+        this.db.markReachable(false, error);
+        if (this.stopped) return; // leave the messages un-acked: the broker redelivers them
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      }
+    }
+  }
+
+  private committed(batch: Batch, inserted: number): void {
+    const now = Date.now();
+    for (const ack of batch.acks) ack();
+    for (const t of batch.receivedAt) this.metrics.ingestLagSeconds.observe((now - t) / 1000);
+    this.metrics.samplesIngested.inc(inserted);
+    this.metrics.ingestBatchSize.observe(batch.samples.length);
+    this.pending -= batch.acks.length;
+    for (const listener of this.listeners) {
+      try {
+        listener({ samples: batch.samples, inserted });
+      } catch (error) {
+        this.logger.error({ msg: 'commit listener failed', error: String(error) });
+      }
+    }
+    this.release();
+  }
+
+  private release(): void {
+    while (this.capacityWaiters.length > 0 && this.hasCapacity()) (this.capacityWaiters.shift() as () => void)();
+    if (this.pending === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+}

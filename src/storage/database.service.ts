@@ -1,0 +1,71 @@
+// Owns the PostgreSQL connection: starts embedded PostgreSQL when no
+// DATABASE_URL is set, opens the TypeORM DataSource (pg pool), runs pending
+// migrations at start-up, and reports reachability once per state change.
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { dataSourceOptions } from './data-source-options';
+import { EMBEDDED_MAX_CONNECTIONS, EmbeddedPostgres } from './embedded-postgres';
+
+const POOL_SIZE = 10;
+
+@Injectable()
+export class DatabaseService implements OnApplicationShutdown {
+  private readonly logger = new Logger('Database');
+  private embedded: EmbeddedPostgres | undefined;
+  private source: DataSource | undefined;
+  private reachable = true;
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+
+  /** Called by StorageModule's async provider so dependants get a ready database. */
+  async start(): Promise<void> {
+    let url = this.config.database.url;
+    if (!url) {
+      const started = Date.now();
+      this.embedded = await EmbeddedPostgres.start(this.config.database.dataDir);
+      url = this.embedded.url;
+      this.logger.log({ msg: 'embedded PostgreSQL started', dataDir: this.config.database.dataDir, ms: Date.now() - started });
+    }
+    const poolSize = this.embedded ? EMBEDDED_MAX_CONNECTIONS : POOL_SIZE;
+    this.source = new DataSource(dataSourceOptions(url, poolSize));
+    await this.source.initialize();
+    const applied = await this.source.runMigrations({ transaction: 'each' });
+    if (applied.length > 0) this.logger.log({ msg: 'migrations applied', migrations: applied.map((m) => m.name) });
+    this.logger.log({ msg: 'PostgreSQL ready', embedded: this.isEmbedded });
+  }
+
+  get isEmbedded(): boolean {
+    return this.embedded !== undefined;
+  }
+
+  get dataSource(): DataSource {
+    if (!this.source) throw new Error('database not started');
+    return this.source;
+  }
+
+  query<T = unknown>(sql: string, params?: unknown[]): Promise<T[]> {
+    return this.dataSource.query(sql, params);
+  }
+
+  /** Records the outcome of a database call; logs only when reachability flips. */
+  markReachable(ok: boolean, error?: unknown): void {
+    if (ok === this.reachable) return;
+    this.reachable = ok;
+    if (ok) this.logger.log('PostgreSQL reachable again');
+    else this.logger.error({ msg: 'PostgreSQL unreachable', error: error instanceof Error ? error.message : String(error) });
+  }
+
+  get isReachable(): boolean {
+    return this.reachable;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.source?.isInitialized) await this.source.destroy();
+    this.source = undefined;
+    if (this.embedded) {
+      await this.embedded.stop();
+      this.embedded = undefined;
+    }
+  }
+}
