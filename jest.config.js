@@ -2,7 +2,7 @@
 // @swc/jest transpiles both our TypeScript and those packages to CommonJS.
 const esmPackages = [
   '@nestjs', 'aedes', 'file-type', 'load-esm', 'uid', '@standard-schema', 'strtok3',
-  'token-types', 'peek-readable', '@tokenizer', 'uint8array-extras',
+  'token-types', 'peek-readable', '@tokenizer', 'uint8array-extras', 'cookie',
 ];
 const swc = [
   '@swc/jest',

@@ -1,0 +1,52 @@
+// Boots the real application in-process, configured like a user would through
+// environment variables, on free ports, with its log lines captured.
+import { Writable } from 'node:stream';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { type AppConfig, secretsOf } from '../../src/config/app-config';
+import { loadConfig } from '../../src/config/load-config';
+import { createApp } from '../../src/create-app';
+import { AppLogger } from '../../src/logging/app-logger';
+import { freePort } from './free-port';
+
+export interface TestApp {
+  app: NestFastifyApplication;
+  config: AppConfig;
+  baseUrl: string;
+  logs: string[];
+  get<T>(type: abstract new (...args: never[]) => T): T;
+  close(): Promise<void>;
+}
+
+export async function startTestApp(env: Record<string, string | undefined>): Promise<TestApp> {
+  const port = await freePort();
+  const config = loadConfig({
+    INSTANCE_ID: `test-${port}`,
+    LOG_LEVEL: 'info',
+    ...env,
+    PORT: String(port),
+  });
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      callback();
+    },
+  });
+  const logger = new AppLogger({
+    level: config.logLevel,
+    secrets: secretsOf(config),
+    instanceId: config.instanceId,
+    destination,
+    pretty: false,
+  });
+  const app = await createApp(config, { logger });
+  await app.listen(port, '127.0.0.1');
+  return {
+    app,
+    config,
+    baseUrl: `http://127.0.0.1:${port}`,
+    logs,
+    get: (type) => app.get(type),
+    close: () => app.close(),
+  };
+}
