@@ -7,13 +7,25 @@ import { HealthModule } from './health/health.module';
 import { IngestionModule } from './ingestion/ingestion.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { StorageModule } from './storage/storage.module';
+import { RedisModule } from './redis/redis.module';
+import { CacheModule } from './cache/cache.module';
+import { QueryModule } from './query/query.module';
 
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), MetricsModule, StorageModule, IngestionModule, HealthModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        MetricsModule,
+        RedisModule,
+        StorageModule,
+        CacheModule,
+        IngestionModule,
+        QueryModule,
+        HealthModule,
+      ],
     };
   }
 }

@@ -5,6 +5,9 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { AppModule } from './app.module';
 import { type AppConfig, secretsOf } from './config/app-config';
 import { AppLogger } from './logging/app-logger';
+import { HttpExceptionFilter } from './http/http-exception.filter';
+import { instrumentHttp } from './http/http-metrics';
+import { TelemetryMetrics } from './metrics/telemetry-metrics';
 
 export interface CreateAppOptions {
   logger?: AppLogger;
@@ -18,6 +21,8 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     new FastifyAdapter({ trustProxy: config.trustProxy, bodyLimit: 64 * 1024 }),
     { logger, abortOnError: false },
   );
+  app.useGlobalFilters(new HttpExceptionFilter());
+  instrumentHttp(app.getHttpAdapter().getInstance(), app.get(TelemetryMetrics));
   // process.exit(0) after the hooks, not a re-raised signal: CONTRACT §1 wants exit code 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   return app;

@@ -3,12 +3,14 @@
 import { Injectable } from '@nestjs/common';
 import { IngestionService } from '../ingestion/ingestion.service';
 import { DatabaseService } from '../storage/database.service';
+import { RedisConnection } from '../redis/redis-connection';
 
 export type CheckStatus = 'up' | 'down';
 export interface CheckResult {
   status: CheckStatus;
   latencyMs?: number;
   error?: string;
+  backend?: 'memory';
 }
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
@@ -38,19 +40,24 @@ async function timed(check: () => Promise<unknown>): Promise<CheckResult> {
 @Injectable()
 export class HealthService {
   /** Dependencies whose failure only degrades the service (Redis joins here). */
-  private readonly optional = new Set<string>();
+  private readonly optional = new Set<string>(['redis']);
 
   constructor(
     private readonly db: DatabaseService,
     private readonly ingestion: IngestionService,
+    private readonly redis: RedisConnection,
   ) {}
 
   async report(): Promise<HealthReport> {
-    const [postgres] = await Promise.all([timed(() => this.db.query('SELECT 1'))]);
+    const [postgres, redis] = await Promise.all([
+      timed(() => this.db.query('SELECT 1')),
+      // Without REDIS_URL the memory cache is the configured backend, not a failure.
+      this.redis.configured ? timed(() => this.redis.ping()) : Promise.resolve<CheckResult>({ status: 'up', backend: 'memory' }),
+    ]);
     const mqtt: CheckResult = this.ingestion.source.connected
       ? { status: 'up' }
       : { status: 'down', error: `${this.ingestion.source.name} source not connected` };
-    const checks: Record<string, CheckResult> = { postgres, mqtt };
+    const checks: Record<string, CheckResult> = { postgres, redis, mqtt };
     const failed = Object.entries(checks).filter(([, c]) => c.status === 'down').map(([name]) => name);
     const status = failed.length === 0 ? 'ok' : failed.every((name) => this.optional.has(name)) ? 'degraded' : 'down';
     return { status, checks };

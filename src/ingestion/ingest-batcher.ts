@@ -14,8 +14,8 @@ import type { IngestMessage } from './ingest-message';
 import { parseTelemetry, type Sample } from './payload-parser';
 
 export interface CommittedBatch {
+  /** The samples this batch really stored (duplicates of stored points left out). */
   samples: readonly Sample[];
-  inserted: number;
 }
 export type CommitListener = (batch: CommittedBatch) => void;
 
@@ -134,10 +134,10 @@ export class IngestBatcher {
     for (;;) {
       const started = performance.now();
       try {
-        const inserted = await this.writer.write(batch.samples, [...batch.devices.values()]);
+        const stored = await this.writer.write(batch.samples, [...batch.devices.values()]);
         this.db.markReachable(true);
         this.metrics.ingestFlushSeconds.observe((performance.now() - started) / 1000);
-        this.committed(batch, inserted);
+        this.committed(batch, stored);
         return;
       } catch (error) {
         this.db.markReachable(false, error);
@@ -148,16 +148,16 @@ export class IngestBatcher {
     }
   }
 
-  private committed(batch: Batch, inserted: number): void {
+  private committed(batch: Batch, stored: readonly Sample[]): void {
     const now = Date.now();
     for (const ack of batch.acks) ack();
     for (const t of batch.receivedAt) this.metrics.ingestLagSeconds.observe((now - t) / 1000);
-    this.metrics.samplesIngested.inc(inserted);
+    this.metrics.samplesIngested.inc(stored.length);
     this.metrics.ingestBatchSize.observe(batch.samples.length);
     this.pending -= batch.acks.length;
     for (const listener of this.listeners) {
       try {
-        listener({ samples: batch.samples, inserted });
+        listener({ samples: stored });
       } catch (error) {
         this.logger.error({ msg: 'commit listener failed', error: String(error) });
       }

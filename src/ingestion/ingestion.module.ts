@@ -3,11 +3,12 @@
 import { Module } from '@nestjs/common';
 import { BrokerModule } from '../broker/broker.module';
 import { StorageModule } from '../storage/storage.module';
+import { CacheModule } from '../cache/cache.module';
 import { IngestBatcher } from './ingest-batcher';
 import { IngestionService } from './ingestion.service';
 
 @Module({
-  imports: [StorageModule, BrokerModule],
+  imports: [StorageModule, BrokerModule, CacheModule],
   providers: [IngestBatcher, IngestionService],
   exports: [IngestBatcher, IngestionService],
 })

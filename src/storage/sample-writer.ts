@@ -18,7 +18,7 @@ export interface DeviceSeen {
 
 const WRITE_BATCH_SQL = `
 WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[]) AS t(device_id, metric, ts, value)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[]) WITH ORDINALITY AS t(device_id, metric, ts, value, ord)
 ),
 inserted AS (
   INSERT INTO samples (device_id, metric, ts, value)
@@ -46,7 +46,12 @@ seen AS (
   -- every batch; last_seen is kept to the second, which is all a user reads.
   WHERE EXCLUDED.last_seen > d.last_seen + interval '1 second' OR EXCLUDED.first_seen < d.first_seen
 )
-SELECT count(*)::int AS inserted FROM inserted`;
+SELECT n.inserted,
+  -- Which input rows were new, computed only in the rare batch that held duplicates.
+  CASE WHEN n.inserted < cardinality($1::text[]) THEN
+    (SELECT array_agg(i.ord::int) FROM input i JOIN inserted s USING (device_id, metric, ts))
+  END AS new_rows
+FROM (SELECT count(*)::int AS inserted FROM inserted) n`;
 
 const RETRYABLE = new Set(['40P01', '40001']); // deadlock_detected, serialization_failure
 
@@ -54,8 +59,8 @@ const RETRYABLE = new Set(['40P01', '40001']); // deadlock_detected, serializati
 export class SampleWriter {
   constructor(private readonly db: DatabaseService) {}
 
-  /** Commits the batch; resolves with how many samples were new. */
-  async write(samples: readonly Sample[], devices: readonly DeviceSeen[]): Promise<number> {
+  /** Commits the batch; resolves with the samples that were new (not already stored). */
+  async write(samples: readonly Sample[], devices: readonly DeviceSeen[]): Promise<readonly Sample[]> {
     const n = samples.length;
     const deviceIds = new Array<string>(n);
     const metrics = new Array<string>(n);
@@ -79,8 +84,20 @@ export class SampleWriter {
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await this.db.query<{ inserted: number }>(WRITE_BATCH_SQL, params);
-        return rows[0].inserted;
+        const [row] = await this.db.query<{ inserted: number; new_rows: number[] | null }>(WRITE_BATCH_SQL, params);
+        if (row.new_rows === null) return samples;
+        // Ordinals are 1-based; a point sent twice in one batch maps to one stored row.
+        const seen = new Set<string>();
+        const stored: Sample[] = [];
+        for (const ord of row.new_rows.sort((a, b) => a - b)) {
+          const sample = samples[ord - 1];
+          const key = `${sample.deviceId}\u0000${sample.metric}\u0000${sample.ts}`;
+          if (!seen.has(key)) {
+            seen.add(key);
+            stored.push(sample);
+          }
+        }
+        return stored;
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (attempt < 5 && code !== undefined && RETRYABLE.has(code)) continue;

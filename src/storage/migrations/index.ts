@@ -1,4 +1,5 @@
 import { InitialSchema1732200000000 } from './1732200000000-initial-schema';
+import { QueryIndexes1732300000000 } from './1732300000000-query-indexes';
 
 /** Every migration, oldest first; the DataSource and the CLI both use this list. */
-export const MIGRATIONS = [InitialSchema1732200000000];
+export const MIGRATIONS = [InitialSchema1732200000000, QueryIndexes1732300000000];

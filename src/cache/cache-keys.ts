@@ -1,0 +1,21 @@
+// Every cache key the service writes (CONTRACT §4). The device id sits in a
+// {hash tag} so all of one device's keys share a Redis Cluster slot.
+export const KEY_PREFIX = 'telemetry:';
+
+export const cacheKeys = {
+  latest: (deviceId: string) => `${KEY_PREFIX}latest:{${deviceId}}`,
+  stats: (deviceId: string) => `${KEY_PREFIX}stats:{${deviceId}}`,
+  hourly: (deviceId: string, metric: string, fromMs: number, toMs: number) =>
+    `${KEY_PREFIX}hourly:{${deviceId}}:${metric}:${fromMs}:${toMs}`,
+  dashboard: () => `${KEY_PREFIX}dashboard`,
+  /** Patterns covering everything cached about one device. */
+  devicePatterns: (deviceId: string) => [`${KEY_PREFIX}hourly:{${escapeGlob(deviceId)}}:*`],
+  deviceKeys: (deviceId: string) => [cacheKeys.latest(deviceId), cacheKeys.stats(deviceId)],
+  /** The four cache classes; what POST /api/cache/clear empties by default. */
+  allCachePatterns: () => [`${KEY_PREFIX}latest:*`, `${KEY_PREFIX}stats:*`, `${KEY_PREFIX}hourly:*`, `${KEY_PREFIX}dashboard`],
+};
+
+/** Device ids may contain no glob characters by validation, but escape anyway. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,145 @@
+// Redis implementation of HotStore. Latest-sample merges run as one Lua
+// script per device key (each key stays in one hash slot, so it works on
+// Redis Cluster too), all pipelined into a single round trip per batch.
+import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
+import type { HotStore, LatestPoints, LatestUpdate } from './hot-store';
+
+// KEYS[1] = latest hash; ARGV[1] = ttl ms; then metric, ts, value triples.
+// A field holds "ts|value"; it is replaced only by a strictly newer ts.
+const MERGE_LATEST_LUA = `
+for i = 2, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if (not cur) or tonumber(string.match(cur, '^[^|]+')) < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. '|' .. ARGV[i + 2])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`;
+
+const SCAN_COUNT = 500;
+
+type RedisWithScripts = (Redis | Cluster) & {
+  mergeLatest(key: string, ...args: Array<string | number>): Promise<number>;
+};
+
+export class RedisStore implements HotStore {
+  readonly kind = 'redis' as const;
+  private readonly redis: RedisWithScripts;
+
+  constructor(redis: Redis | Cluster) {
+    if (!('mergeLatest' in redis)) redis.defineCommand('mergeLatest', { numberOfKeys: 1, lua: MERGE_LATEST_LUA });
+    this.redis = redis as RedisWithScripts;
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.redis.get(key);
+  }
+
+  async set(key: string, value: string, ttlS: number): Promise<void> {
+    await this.redis.set(key, value, 'EX', ttlS);
+  }
+
+  async mget(keys: string[]): Promise<Array<string | null>> {
+    if (keys.length === 0) return [];
+    // Per-key GETs in one pipeline rather than MGET: keys of different devices live in different cluster slots.
+    const pipeline = this.redis.pipeline();
+    for (const key of keys) pipeline.get(key);
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, value]) => {
+      if (error) throw error;
+      return value as string | null;
+    });
+  }
+
+  async mset(entries: Array<{ key: string; value: string; ttlS: number }>): Promise<void> {
+    if (entries.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const e of entries) pipeline.set(e.key, e.value, 'EX', e.ttlS);
+    await execOrThrow(pipeline.exec());
+  }
+
+  async del(keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const pipeline = this.redis.pipeline();
+    for (const key of keys) pipeline.unlink(key);
+    const results = await execOrThrow(pipeline.exec());
+    return results.reduce((n: number, value) => n + Number(value), 0);
+  }
+
+  async delPattern(pattern: string): Promise<number> {
+    let deleted = 0;
+    for await (const keys of this.scan(pattern)) deleted += await this.del(keys);
+    return deleted;
+  }
+
+  async incr(key: string, ttlS: number): Promise<number> {
+    const [value] = await execOrThrow(this.redis.multi().incr(key).expire(key, ttlS, 'NX').exec());
+    return Number(value);
+  }
+
+  ttl(key: string): Promise<number> {
+    return this.redis.ttl(key);
+  }
+
+  async mergeLatest(updates: LatestUpdate[], ttlS: number): Promise<void> {
+    if (updates.length === 0) return;
+    const pipeline = this.redis.pipeline() as unknown as {
+      mergeLatest(key: string, ...args: Array<string | number>): void;
+      exec(): Promise<Array<[Error | null, unknown]> | null>;
+    };
+    const ttlMs = ttlS * 1000;
+    for (const { key, points } of updates) {
+      const args: Array<string | number> = [ttlMs];
+      for (const [metric, ts, value] of points) args.push(metric, ts, value);
+      pipeline.mergeLatest(key, ...args);
+    }
+    await execOrThrow(pipeline.exec());
+  }
+
+  async getLatest(key: string): Promise<LatestPoints | null> {
+    const hash = await this.redis.hgetall(key);
+    const fields = Object.keys(hash);
+    if (fields.length === 0) return null;
+    const points: LatestPoints = Object.create(null);
+    for (const metric of fields) {
+      const raw = hash[metric];
+      const bar = raw.indexOf('|');
+      points[metric] = { ts: Number(raw.slice(0, bar)), value: Number(raw.slice(bar + 1)) };
+    }
+    return points;
+  }
+
+  async countKeys(pattern: string): Promise<number> {
+    let n = 0;
+    for await (const keys of this.scan(pattern)) n += keys.length;
+    return n;
+  }
+
+  async memoryBytes(): Promise<number> {
+    const info = await this.redis.info('memory');
+    const match = /used_memory:(\d+)/.exec(info);
+    return match ? Number(match[1]) : 0;
+  }
+
+  /** SCAN in batches on every master (one node when standalone). */
+  private async *scan(pattern: string): AsyncGenerator<string[]> {
+    const nodes = 'nodes' in this.redis && typeof this.redis.nodes === 'function' ? this.redis.nodes('master') : [this.redis as Redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+        cursor = next;
+        if (keys.length > 0) yield keys;
+      } while (cursor !== '0');
+    }
+  }
+}
+
+async function execOrThrow(result: Promise<Array<[Error | null, unknown]> | null>): Promise<unknown[]> {
+  const rows = (await result) ?? [];
+  return rows.map(([error, value]) => {
+    if (error) throw error;
+    return value;
+  });
+}

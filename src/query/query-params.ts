@@ -1,0 +1,101 @@
+// Validation of route parameters and query strings. A failure becomes a 400
+// whose message names the parameter and what is expected.
+import { BadRequestException } from '@nestjs/common';
+import { z } from 'zod';
+import { DEVICE_ID_PATTERN } from '../ingestion/payload-parser';
+
+const METRIC_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const DAY_MS = 24 * 3600 * 1000;
+
+const intParam = (name: string, min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be an integer from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const timeParam = (name: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      // ISO-8601 date or date-time; Date.parse alone would take "1" or "May 5".
+      const ms = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) ? Date.parse(v) : NaN;
+      if (Number.isNaN(ms)) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be an ISO-8601 date-time, e.g. 2026-11-21T10:00:00Z` });
+        return z.NEVER;
+      }
+      return new Date(ms);
+    });
+
+const metricParam = (required: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if ((v === undefined || v === '') && !required) return undefined;
+      if (v === undefined || !METRIC_PATTERN.test(v)) {
+        ctx.addIssue({ code: 'custom', message: required ? 'metric is required and must match [A-Za-z0-9_.-]{1,64}' : 'metric must match [A-Za-z0-9_.-]{1,64}' });
+        return z.NEVER;
+      }
+      return v;
+    });
+
+function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input ?? {});
+  if (!result.success) throw new BadRequestException(result.error.issues.map((i) => i.message).join('; '));
+  return result.data;
+}
+
+export function parseDeviceId(id: string): string {
+  if (!DEVICE_ID_PATTERN.test(id)) throw new BadRequestException('device id must match [A-Za-z0-9_.:-]{1,64}');
+  return id;
+}
+
+export function parsePaging(query: unknown): { limit: number; offset: number } {
+  return parse(z.object({ limit: intParam('limit', 1, 1000, 100), offset: intParam('offset', 0, 1_000_000_000, 0) }), query);
+}
+
+function range(from: Date | undefined, to: Date | undefined, defaultSpanMs: number): { from: Date; to: Date } {
+  const end = to ?? new Date();
+  const start = from ?? new Date(end.getTime() - defaultSpanMs);
+  if (start.getTime() >= end.getTime()) throw new BadRequestException('from must be before to');
+  return { from: start, to: end };
+}
+
+export function parseHourlyQuery(query: unknown): { metric: string; from: Date; to: Date } {
+  const q = parse(z.object({ metric: metricParam(true), from: timeParam('from'), to: timeParam('to') }), query);
+  return { metric: q.metric as string, ...range(q.from, q.to, DAY_MS) };
+}
+
+export function parseSamplesQuery(query: unknown): { metric: string | undefined; from: Date; to: Date; limit: number } {
+  const q = parse(
+    z.object({ metric: metricParam(false), from: timeParam('from'), to: timeParam('to'), limit: intParam('limit', 1, 10_000, 1000) }),
+    query,
+  );
+  // Default: everything up to the newest accepted timestamp (now + 1 day).
+  const to = q.to ?? new Date(Date.now() + DAY_MS + 1);
+  const from = q.from ?? new Date(Date.UTC(2000, 0, 1));
+  return { metric: q.metric, limit: q.limit, ...range(from, to, DAY_MS) };
+}
+
+export function parseClearBody(body: unknown): { pattern: string | undefined } {
+  const q = parse(
+    z.object({
+      pattern: z
+        .string()
+        .regex(/^telemetry:[\x21-\x7e]{1,200}$/, 'pattern must start with telemetry: and be at most 200 printable characters')
+        .optional(),
+    }),
+    body ?? {},
+  );
+  return { pattern: q.pattern };
+}

@@ -1,0 +1,75 @@
+// Cache-aside reads for the query API: each answer comes from the cache class
+// named in CONTRACT §4 or, on a miss, from one database load per key at a time.
+import { Injectable, NotFoundException } from '@nestjs/common';
+import { cacheKeys } from '../cache/cache-keys';
+import { CacheService } from '../cache/cache.service';
+import type { DashboardMetrics, DeviceRow, DeviceStats, HourlyBucket } from './telemetry-queries';
+import { TelemetryQueries } from './telemetry-queries';
+
+export interface LatestAnswer {
+  deviceId: string;
+  ts: string | null;
+  metrics: Record<string, number>;
+}
+
+@Injectable()
+export class TelemetryQueryService {
+  constructor(
+    private readonly queries: TelemetryQueries,
+    private readonly cache: CacheService,
+  ) {}
+
+  private async device(id: string): Promise<DeviceRow> {
+    const device = await this.queries.findDevice(id);
+    if (!device) throw new NotFoundException(`device ${id} not found`);
+    return device;
+  }
+
+  async latest(deviceId: string): Promise<LatestAnswer> {
+    const points = await this.cache.getLatest(deviceId, async () => {
+      await this.device(deviceId);
+      return this.queries.latest(deviceId);
+    });
+    return latestAnswer(deviceId, points);
+  }
+
+  async stats(deviceId: string): Promise<DeviceStats> {
+    const stats = await this.cache.getOrLoad<DeviceStats>('device_stats', cacheKeys.stats(deviceId), this.cache.ttl.deviceStatsS, async () =>
+      this.queries.stats(await this.device(deviceId)),
+    );
+    return stats as DeviceStats;
+  }
+
+  async hourly(deviceId: string, metric: string, from: Date, to: Date): Promise<{ deviceId: string; metric: string; buckets: HourlyBucket[] }> {
+    const key = cacheKeys.hourly(deviceId, metric, from.getTime(), to.getTime());
+    const buckets = await this.cache.getOrLoad<HourlyBucket[]>('hourly', key, this.cache.ttl.hourlyS, async () => {
+      await this.device(deviceId);
+      return this.queries.hourly(deviceId, metric, from, to);
+    });
+    return { deviceId, metric, buckets: buckets ?? [] };
+  }
+
+  async dashboard(): Promise<DashboardMetrics> {
+    const value = await this.cache.getOrLoad<DashboardMetrics>('dashboard', cacheKeys.dashboard(), this.cache.ttl.dashboardS, () =>
+      this.queries.dashboard(),
+    );
+    return value as DashboardMetrics;
+  }
+
+  async deleteDevice(deviceId: string): Promise<void> {
+    const existed = await this.queries.deleteDevice(deviceId);
+    await this.cache.invalidateDevice(deviceId);
+    await this.cache.del([cacheKeys.dashboard()]);
+    if (!existed) throw new NotFoundException(`device ${deviceId} not found`);
+  }
+}
+
+export function latestAnswer(deviceId: string, points: Record<string, { ts: number; value: number }> | null): LatestAnswer {
+  const metrics: Record<string, number> = {};
+  let newest = -Infinity;
+  for (const [name, point] of Object.entries(points ?? {})) {
+    metrics[name] = point.value;
+    if (point.ts > newest) newest = point.ts;
+  }
+  return { deviceId, ts: newest === -Infinity ? null : new Date(newest).toISOString(), metrics };
+}

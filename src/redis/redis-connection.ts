@@ -1,0 +1,163 @@
+// Owns the Redis client shared by the cache, the WebSocket fan-out and the
+// rate limiter. Fail-fast options (STACK.md): a dead Redis fails commands in
+// ~0 ms and a hung one in COMMAND_TIMEOUT_MS, so callers can fall back to
+// memory within the 100 ms the contract allows. Availability is tracked here
+// once for everybody: a failed command marks Redis down at once, a PING probe
+// marks it up again, and each change is logged once.
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import Redis, { type RedisOptions } from 'ioredis';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { TelemetryMetrics } from '../metrics/telemetry-metrics';
+
+export const COMMAND_TIMEOUT_MS = 100;
+const PROBE_INTERVAL_MS = 500;
+
+export type RedisStateListener = (up: boolean) => void | Promise<void>;
+
+export function redisOptions(): RedisOptions {
+  return {
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    connectTimeout: 500,
+    lazyConnect: true,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  };
+}
+
+@Injectable()
+export class RedisConnection implements OnApplicationShutdown {
+  private readonly logger = new Logger('Redis');
+  private redis: Redis | undefined;
+  private up = false;
+  private probe: NodeJS.Timeout | undefined;
+  private readonly listeners: RedisStateListener[] = [];
+  private lastError: string | undefined;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: TelemetryMetrics,
+  ) {}
+
+  get configured(): boolean {
+    return this.config.redis.url !== undefined;
+  }
+
+  /** True while commands are expected to succeed. */
+  get isUp(): boolean {
+    return this.up;
+  }
+
+  get error(): string | undefined {
+    return this.lastError;
+  }
+
+  /** The client; only call commands on it while isUp (or expect fast failures). */
+  get client(): Redis {
+    if (!this.redis) throw new Error('Redis is not configured');
+    return this.redis;
+  }
+
+  /** Creates another connection with the same settings (pub/sub needs its own). */
+  duplicate(): Redis {
+    return this.client.duplicate();
+  }
+
+  onStateChange(listener: RedisStateListener): void {
+    this.listeners.push(listener);
+  }
+
+  async start(): Promise<void> {
+    this.metrics.cacheBackendUp.set(0);
+    const url = this.config.redis.url;
+    if (!url) return;
+    const redis = new Redis(url, redisOptions());
+    this.redis = redis;
+    redis.on('error', (error: Error) => {
+      this.lastError = error.message;
+      void this.setUp(false);
+    });
+    redis.on('close', () => void this.setUp(false));
+    redis.on('ready', () => void this.check());
+    try {
+      await redis.connect();
+    } catch (error) {
+      // Redis being down at start-up only degrades the service; the probe keeps trying.
+      this.lastError = error instanceof Error ? error.message : String(error);
+      this.logger.warn({ msg: 'Redis unreachable at start-up, using the memory cache', error: this.lastError });
+    }
+    await this.check();
+    this.probe = setInterval(() => void this.check(), PROBE_INTERVAL_MS);
+    this.probe.unref();
+  }
+
+  /** Callers report a failed command; a hung server shows up only this way. */
+  reportFailure(error: unknown): void {
+    this.lastError = error instanceof Error ? error.message : String(error);
+    void this.setUp(false);
+  }
+
+  async ping(): Promise<number> {
+    const started = performance.now();
+    await this.client.ping();
+    return performance.now() - started;
+  }
+
+  private checking = false;
+
+  private async check(): Promise<void> {
+    if (!this.redis || this.checking) return;
+    this.checking = true;
+    try {
+      await this.redis.ping();
+      await this.setUp(true);
+    } catch (error) {
+      this.lastError = error instanceof Error ? error.message : String(error);
+      await this.setUp(false);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private transition: Promise<void> = Promise.resolve();
+
+  private setUp(up: boolean): Promise<void> {
+    // Transitions run one after another so listeners (e.g. replaying
+    // invalidations before Redis is used again) finish in order.
+    this.transition = this.transition.then(async () => {
+      if (up === this.up) return;
+      if (up) {
+        try {
+          // e.g. the cache replays invalidations missed during the outage; if
+          // that fails, Redis is not used again until the next probe succeeds.
+          for (const listener of this.listeners) await listener(true);
+        } catch (error) {
+          this.lastError = error instanceof Error ? error.message : String(error);
+          return;
+        }
+        this.up = true;
+        this.lastError = undefined;
+        this.metrics.cacheBackendUp.set(1);
+        this.logger.log('Redis up: cache served by Redis');
+      } else {
+        this.up = false;
+        this.metrics.cacheBackendUp.set(0);
+        this.logger.warn({ msg: 'Redis down: falling back to the memory cache', error: this.lastError });
+        for (const listener of this.listeners) await listener(false);
+      }
+    });
+    return this.transition;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.probe) clearInterval(this.probe);
+    const redis = this.redis;
+    this.redis = undefined;
+    if (redis) {
+      redis.removeAllListeners('close');
+      redis.removeAllListeners('error');
+      redis.on('error', () => undefined);
+      await redis.quit().catch(() => redis.disconnect());
+    }
+  }
+}
