@@ -1,16 +1,17 @@
 // The in-process MQTT broker (aedes, MQTT 3.1.1) used when MQTT_URL is unset.
 // Devices connect to it on MQTT_PORT. With DEVICE_TOKENS set, a device logs in
 // with username = its id and password = its token, and may only publish and
-// subscribe under devices/<own id>/. Telemetry is taken straight from aedes'
-// `published` hook: aedes sends the device's PUBACK only when that hook calls
-// back, so holding the callback until commit gives ack-after-commit end to end.
+// subscribe under devices/<own id>/. Telemetry is taken in aedes'
+// `authorizePublish` hook: for QoS 1 aedes writes the device's PUBACK right
+// after that hook calls back (its `published` hook runs only after the PUBACK
+// is sent), so calling back after commit gives ack-after-commit end to end.
 import { createServer, type Server } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 
-export type PublishedHandler = (topic: string, payload: Buffer, callback: () => void) => void;
+export type TelemetryHandler = (topic: string, payload: Buffer, callback: () => void) => void;
 
 const TELEMETRY_TOPIC = /^devices\/[^/]+\/telemetry$/;
 const deviceIds = new WeakMap<Client, string>();
@@ -33,7 +34,7 @@ export class EmbeddedBroker {
   private readonly logger = new Logger('EmbeddedBroker');
   private broker: Aedes | undefined;
   private server: Server | undefined;
-  private handler: PublishedHandler | undefined;
+  private handler: TelemetryHandler | undefined;
   private listeningPort: number | undefined;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
@@ -51,7 +52,7 @@ export class EmbeddedBroker {
   }
 
   /** The ingestion module registers where telemetry goes before start(). */
-  onTelemetry(handler: PublishedHandler): void {
+  onTelemetry(handler: TelemetryHandler): void {
     this.handler = handler;
   }
 
@@ -70,18 +71,15 @@ export class EmbeddedBroker {
         done(error, false);
       },
       authorizePublish: (client, packet, callback) => {
-        if (packet.topic.startsWith('$SYS')) return callback(new Error('$SYS is reserved'));
-        if (tokens && client && !ownsTopic(client, packet.topic)) return callback(new Error('topic not allowed for this device'));
-        callback(null);
+        const topic = packet.topic;
+        if (topic.startsWith('$SYS')) return callback(new Error('$SYS is reserved'));
+        if (tokens && client && !ownsTopic(client, topic)) return callback(new Error('topic not allowed for this device'));
+        if (!client || !this.handler || !TELEMETRY_TOPIC.test(topic)) return callback(null);
+        this.handler(topic, packet.payload as Buffer, () => callback(null));
       },
       authorizeSubscribe: (client, subscription, callback) => {
         if (tokens && !ownsTopic(client, subscription.topic)) return callback(new Error('topic not allowed for this device'));
         callback(null, subscription);
-      },
-      published: (packet, client, callback) => {
-        const topic = packet.topic;
-        if (!client || !this.handler || !TELEMETRY_TOPIC.test(topic)) return callback(null);
-        this.handler(topic, packet.payload as Buffer, () => callback(null));
       },
     });
     this.broker = broker;

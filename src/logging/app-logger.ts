@@ -62,6 +62,8 @@ export class AppLogger implements LoggerService {
         base: { instance: options.instanceId },
         timestamp: pino.stdTimeFunctions.isoTime,
         formatters: { level: (label) => ({ level: label }) },
+        // `err` is already a masked {type,message,stack}; pino's default serializer would rename its type to "Object".
+        serializers: { err: (value: unknown) => value },
       },
       destination,
     );

@@ -40,7 +40,13 @@ export async function startTestApp(env: Record<string, string | undefined>): Pro
     pretty: false,
   });
   const app = await createApp(config, { logger });
-  await app.listen(port, '127.0.0.1');
+  try {
+    await app.listen(port, '127.0.0.1');
+  } catch (error) {
+    // A half-started app (embedded PostgreSQL running) would keep Jest from exiting.
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   return {
     app,
     config,
