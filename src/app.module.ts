@@ -10,6 +10,7 @@ import { StorageModule } from './storage/storage.module';
 import { RedisModule } from './redis/redis.module';
 import { CacheModule } from './cache/cache.module';
 import { QueryModule } from './query/query.module';
+import { RealtimeModule } from './realtime/realtime.module';
 
 @Module({})
 export class AppModule {
@@ -24,6 +25,7 @@ export class AppModule {
         CacheModule,
         IngestionModule,
         QueryModule,
+        RealtimeModule,
         HealthModule,
       ],
     };

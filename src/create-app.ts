@@ -8,6 +8,7 @@ import { AppLogger } from './logging/app-logger';
 import { HttpExceptionFilter } from './http/http-exception.filter';
 import { instrumentHttp } from './http/http-metrics';
 import { TelemetryMetrics } from './metrics/telemetry-metrics';
+import { AppWsAdapter } from './realtime/app-ws-adapter';
 
 export interface CreateAppOptions {
   logger?: AppLogger;
@@ -22,6 +23,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     { logger, abortOnError: false },
   );
   app.useGlobalFilters(new HttpExceptionFilter());
+  app.useWebSocketAdapter(new AppWsAdapter(app, config));
   instrumentHttp(app.getHttpAdapter().getInstance(), app.get(TelemetryMetrics));
   // process.exit(0) after the hooks, not a re-raised signal: CONTRACT §1 wants exit code 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });

@@ -82,6 +82,11 @@ export class TelemetryMetrics {
     help: 'Samples not sent to a slow WebSocket client (superseded by a newer one)',
     registers: [this.registry],
   });
+  readonly fanoutUnpublished = new Counter({
+    name: 'telemetry_fanout_unpublished_total',
+    help: 'Committed batches delivered only to this instance\'s WebSocket clients because Redis was unavailable',
+    registers: [this.registry],
+  });
   readonly httpRequestDuration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by route template',

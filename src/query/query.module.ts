@@ -13,6 +13,6 @@ import { TelemetryQueryService } from './telemetry-query.service';
   imports: [StorageModule, CacheModule],
   providers: [TelemetryQueries, TelemetryQueryService, AdminKeyGuard],
   controllers: [DevicesController, DashboardController],
-  exports: [TelemetryQueryService],
+  exports: [TelemetryQueryService, TelemetryQueries],
 })
 export class QueryModule {}

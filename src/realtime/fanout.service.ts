@@ -1,0 +1,158 @@
+// Delivers committed samples to WebSocket subscribers on every instance. The
+// ingesting instance delivers to its own clients directly (no Redis round
+// trip, and it keeps working while Redis is down) and publishes each batch
+// ONCE on a Redis channel; the other instances deliver what they receive.
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type Redis from 'ioredis';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { KEY_PREFIX } from '../cache/cache-keys';
+import type { Sample } from '../ingestion/payload-parser';
+import { TelemetryMetrics } from '../metrics/telemetry-metrics';
+import { RedisConnection } from '../redis/redis-connection';
+import type { ClientConnection } from './client-connection';
+import { frame, type SampleEvent } from './ws-protocol';
+
+export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
+const FLUSH_INTERVAL_MS = 50;
+
+interface FanoutMessage {
+  origin: string;
+  samples: SampleEvent[];
+}
+
+/** Groups a batch's samples into one event per (device, timestamp). */
+export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
+  const byPoint = new Map<string, SampleEvent>();
+  for (const s of samples) {
+    const key = `${s.deviceId}\u0000${s.ts}`;
+    let event = byPoint.get(key);
+    if (!event) byPoint.set(key, (event = { deviceId: s.deviceId, ts: new Date(s.ts).toISOString(), metrics: {} }));
+    event.metrics[s.metric] = s.value;
+  }
+  return [...byPoint.values()];
+}
+
+@Injectable()
+export class FanoutService implements OnApplicationShutdown {
+  private readonly logger = new Logger('Fanout');
+  private readonly byDevice = new Map<string, Set<ClientConnection>>();
+  private readonly clients = new Set<ClientConnection>();
+  private subscriber: Redis | undefined;
+  private publishing = true;
+  private readonly flushTimer: NodeJS.Timeout;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly redis: RedisConnection,
+    private readonly metrics: TelemetryMetrics,
+  ) {
+    this.flushTimer = setInterval(() => {
+      for (const client of this.clients) client.flushHeld();
+    }, FLUSH_INTERVAL_MS);
+    this.flushTimer.unref();
+  }
+
+  async start(): Promise<void> {
+    if (!this.redis.configured) return;
+    const subscriber = this.redis.duplicate();
+    this.subscriber = subscriber;
+    subscriber.on('error', () => undefined); // state changes are logged by RedisConnection
+    // ioredis re-subscribes after a reconnect; the first subscribe needs a ready connection.
+    subscriber.on('ready', () => {
+      subscriber.subscribe(FANOUT_CHANNEL).catch(() => undefined);
+    });
+    subscriber.on('message', (_channel: string, message: string) => this.onRemote(message));
+    await subscriber.connect().catch(() => undefined);
+  }
+
+  // ---- subscriptions -----------------------------------------------------
+
+  addClient(client: ClientConnection): void {
+    this.clients.add(client);
+  }
+
+  removeClient(client: ClientConnection): void {
+    for (const deviceId of client.subscriptions) this.byDevice.get(deviceId)?.delete(client);
+    client.subscriptions.clear();
+    client.discard();
+    this.clients.delete(client);
+  }
+
+  subscribe(client: ClientConnection, deviceId: string): void {
+    client.subscriptions.add(deviceId);
+    let set = this.byDevice.get(deviceId);
+    if (!set) this.byDevice.set(deviceId, (set = new Set()));
+    set.add(client);
+  }
+
+  unsubscribe(client: ClientConnection, deviceId: string): void {
+    client.subscriptions.delete(deviceId);
+    const set = this.byDevice.get(deviceId);
+    set?.delete(client);
+    if (set?.size === 0) this.byDevice.delete(deviceId);
+  }
+
+  // ---- delivery ------------------------------------------------------------
+
+  /** A batch this instance committed: deliver locally, then publish once for the others. */
+  publishCommitted(samples: readonly Sample[]): void {
+    if (samples.length === 0) return;
+    const events = toSampleEvents(samples);
+    this.deliver(events);
+    if (!this.redis.configured) return;
+    if (!this.redis.isUp) {
+      this.metrics.fanoutUnpublished.inc();
+      this.setPublishing(false);
+      return;
+    }
+    const message: FanoutMessage = { origin: this.config.instanceId, samples: events };
+    this.redis.client.publish(FANOUT_CHANNEL, JSON.stringify(message)).then(
+      () => this.setPublishing(true),
+      (error: unknown) => {
+        this.metrics.fanoutUnpublished.inc();
+        this.redis.reportFailure(error);
+        this.setPublishing(false);
+      },
+    );
+  }
+
+  private onRemote(raw: string): void {
+    let message: FanoutMessage;
+    try {
+      message = JSON.parse(raw) as FanoutMessage;
+    } catch {
+      return;
+    }
+    if (message.origin === this.config.instanceId || !Array.isArray(message.samples)) return;
+    this.deliver(message.samples);
+  }
+
+  private deliver(events: SampleEvent[]): void {
+    if (this.clients.size === 0) return;
+    const everyone = this.byDevice.get('*');
+    for (const event of events) {
+      const direct = this.byDevice.get(event.deviceId);
+      if (!direct && !everyone) continue;
+      const text = frame('sample', event);
+      if (direct) for (const client of direct) client.sendSample(event.deviceId, text);
+      if (everyone) for (const client of everyone) if (!direct?.has(client)) client.sendSample(event.deviceId, text);
+    }
+  }
+
+  private setPublishing(ok: boolean): void {
+    if (ok === this.publishing) return;
+    this.publishing = ok;
+    if (ok) this.logger.log('cross-instance fan-out resumed');
+    else this.logger.warn('Redis unavailable: live samples reach only this instance\'s WebSocket clients');
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.flushTimer);
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    if (subscriber) {
+      subscriber.removeAllListeners('ready');
+      await subscriber.quit().catch(() => subscriber.disconnect());
+    }
+  }
+}

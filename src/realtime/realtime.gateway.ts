@@ -1,0 +1,159 @@
+// The /ws endpoint (CONTRACT §5). A thin gateway: it owns connection
+// lifecycle, the per-client rate limit and routing of the four client events;
+// subscriptions and delivery live in FanoutService.
+import { Inject, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { type OnGatewayConnection, type OnGatewayDisconnect, WebSocketGateway } from '@nestjs/websockets';
+import type { IncomingMessage } from 'node:http';
+import type WebSocket from 'ws';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { CacheService } from '../cache/cache.service';
+import { TelemetryMetrics } from '../metrics/telemetry-metrics';
+import { TelemetryQueries } from '../query/telemetry-queries';
+import { latestAnswer, TelemetryQueryService } from '../query/telemetry-query.service';
+import { ClientConnection } from './client-connection';
+import { FanoutService } from './fanout.service';
+import { TokenBucketLimiter } from './token-bucket';
+import { type ClientMessage, frame, parseClientMessage } from './ws-protocol';
+
+const HEARTBEAT_MS = 30_000;
+/** Messages refused in a row before a client that ignores RATE_LIMITED is closed. */
+const MAX_CONSECUTIVE_REJECTIONS = 20;
+/** Messages a client may have waiting for an answer before it is closed. */
+const MAX_INBOX = 200;
+
+@WebSocketGateway({ path: '/ws' })
+export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Realtime');
+  private readonly connections = new Map<WebSocket, ClientConnection>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly fanout: FanoutService,
+    private readonly limiter: TokenBucketLimiter,
+    private readonly cache: CacheService,
+    private readonly queries: TelemetryQueries,
+    private readonly queryService: TelemetryQueryService,
+    private readonly metrics: TelemetryMetrics,
+  ) {
+    this.heartbeat = setInterval(() => this.checkAlive(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  handleConnection(socket: WebSocket, request: IncomingMessage): void {
+    const client = new ClientConnection(socket, this.clientIp(request), this.metrics);
+    this.connections.set(socket, client);
+    this.fanout.addClient(client);
+    this.metrics.wsConnections.set(this.connections.size);
+    socket.on('pong', () => {
+      client.alive = true;
+    });
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (client.inboxDepth >= MAX_INBOX) {
+        client.socket.close(1008, 'too many messages in flight');
+        return;
+      }
+      client.inboxDepth++;
+      client.inbox = client.inbox
+        .then(() => this.onMessage(client, data, isBinary))
+        .finally(() => {
+          client.inboxDepth--;
+        });
+    });
+  }
+
+  handleDisconnect(socket: WebSocket): void {
+    const client = this.connections.get(socket);
+    if (!client) return;
+    this.connections.delete(socket);
+    this.fanout.removeClient(client);
+    this.metrics.wsConnections.set(this.connections.size);
+  }
+
+  private clientIp(request: IncomingMessage): string {
+    if (this.config.trustProxy) {
+      const forwarded = request.headers['x-forwarded-for'];
+      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+      if (first) return first;
+    }
+    return request.socket.remoteAddress ?? 'unknown';
+  }
+
+  private async onMessage(client: ClientConnection, data: Buffer, isBinary: boolean): Promise<void> {
+    const { allowed, retryAfterMs } = await this.limiter.take(client.ip);
+    if (!allowed) {
+      this.metrics.wsRateLimited.inc();
+      client.consecutiveRejections++;
+      if (client.consecutiveRejections > MAX_CONSECUTIVE_REJECTIONS) {
+        client.socket.close(1008, 'rate limit exceeded');
+        return;
+      }
+      client.send(frame('error', { code: 'RATE_LIMITED', message: 'too many messages', retryAfterMs }));
+      return;
+    }
+    client.consecutiveRejections = 0;
+    const parsed = isBinary ? { ok: false as const, error: 'binary frames are not accepted' } : parseClientMessage(data);
+    if (!parsed.ok) {
+      client.send(frame('error', { code: 'BAD_REQUEST', message: parsed.error }));
+      return;
+    }
+    try {
+      await this.handle(client, parsed.message);
+    } catch (error) {
+      this.logger.warn({ msg: 'WebSocket request failed', event: parsed.message.event, error: error instanceof Error ? error.message : String(error) });
+      client.send(frame('error', { code: 'INTERNAL', message: 'request failed; try again' }));
+    }
+  }
+
+  private async handle(client: ClientConnection, message: ClientMessage): Promise<void> {
+    switch (message.event) {
+      case 'subscribe': {
+        const { deviceId } = message.data;
+        // Subscribe first so nothing committed while the snapshot loads is missed.
+        this.fanout.subscribe(client, deviceId);
+        const latest = deviceId === '*' ? null : await this.latestOrNull(deviceId);
+        client.send(frame('subscribed', { deviceId, latest }));
+        return;
+      }
+      case 'unsubscribe': {
+        this.fanout.unsubscribe(client, message.data.deviceId);
+        client.send(frame('unsubscribed', { deviceId: message.data.deviceId }));
+        return;
+      }
+      case 'latest': {
+        const { deviceId } = message.data;
+        const latest = await this.latestOrNull(deviceId);
+        client.send(frame('latest', latest ?? { deviceId, ts: null, metrics: {} }));
+        return;
+      }
+      case 'dashboard': {
+        client.send(frame('dashboard', await this.queryService.dashboard()));
+        return;
+      }
+    }
+  }
+
+  private async latestOrNull(deviceId: string) {
+    const points = await this.cache.getLatest(deviceId, async () =>
+      (await this.queries.findDevice(deviceId)) ? this.queries.latest(deviceId) : null,
+    );
+    return points && Object.keys(points).length > 0 ? latestAnswer(deviceId, points) : null;
+  }
+
+  private checkAlive(): void {
+    for (const client of this.connections.values()) {
+      if (!client.alive) {
+        client.socket.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.socket.ping();
+    }
+  }
+
+  /** CONTRACT §1: WebSockets are closed with 1001 (going away) on shutdown. */
+  beforeApplicationShutdown(): void {
+    clearInterval(this.heartbeat);
+    for (const client of this.connections.values()) client.socket.close(1001, 'server shutting down');
+  }
+}
