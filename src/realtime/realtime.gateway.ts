@@ -56,6 +56,7 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
       client.inboxDepth++;
       client.inbox = client.inbox
         .then(() => this.onMessage(client, data, isBinary))
+        .catch((error: unknown) => this.logger.error({ msg: 'WebSocket message handling failed', error: String(error) }))
         .finally(() => {
           client.inboxDepth--;
         });
