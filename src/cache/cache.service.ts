@@ -134,7 +134,7 @@ export class CacheService {
     for (const [deviceId, points] of byDevice) updates.push({ key: cacheKeys.latest(deviceId), points: [...points.values()] });
     await this.write(
       updates.map((u) => u.key),
-      (s) => s.mergeLatest(updates, this.ttl.latestS),
+      (s) => s.mergeLatest(updates, this.ttl.latestS, false),
     );
   }
 
@@ -150,9 +150,10 @@ export class CacheService {
     return this.singleFlight(key, async () => {
       const points = await load();
       if (!points || Object.keys(points).length === 0) return points;
-      // Merge, not overwrite: a sample ingested while we queried must not be replaced by an older one.
+      // Merge, not overwrite: a sample ingested while we queried must not be
+      // replaced by an older one; and from now on the entry holds every metric.
       const update: LatestUpdate = { key, points: Object.entries(points).map(([m, p]) => [m, p.ts, p.value]) };
-      await this.write([key], (s) => s.mergeLatest([update], this.ttl.latestS));
+      await this.write([key], (s) => s.mergeLatest([update], this.ttl.latestS, true));
       return (await this.read((s) => s.getLatest(key))) ?? points;
     });
   }

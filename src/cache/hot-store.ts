@@ -23,8 +23,14 @@ export interface HotStore {
   incr(key: string, ttlS: number): Promise<number>;
   /** Seconds to live; -2 when missing, -1 when it has no expiry (Redis semantics). */
   ttl(key: string): Promise<number>;
-  /** Merges newer points into latest hashes and resets their TTL, in one round trip. */
-  mergeLatest(updates: LatestUpdate[], ttlS: number): Promise<void>;
+  /**
+   * Merges newer points into latest hashes and resets their TTL, in one round
+   * trip. An entry created by a merge holds only the metrics of that batch, so
+   * it counts as complete (readable) only once a merge with `complete` set —
+   * the full set loaded from the database — has gone into it.
+   */
+  mergeLatest(updates: LatestUpdate[], ttlS: number, complete: boolean): Promise<void>;
+  /** The entry's points, or null when it is missing or not complete. */
   getLatest(key: string): Promise<LatestPoints | null>;
   countKeys(pattern: string): Promise<number>;
   memoryBytes(): Promise<number>;

@@ -23,7 +23,7 @@ describe('MemoryStore', () => {
 
     it('expires latest hashes and counted keys too', async () => {
       const { store, clock } = storeWithClock();
-      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 5);
+      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 5, true);
       await store.incr('c', 5);
       clock.now += 5_000;
       expect(await store.getLatest('l')).toBeNull();
@@ -81,7 +81,7 @@ describe('MemoryStore', () => {
 
     it('a read of a latest hash also counts as a use', async () => {
       const { store } = storeWithClock({ maxEntries: 2, maxBytes: 1024 * 1024 });
-      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 60);
+      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 60, true);
       await store.set('x', 'x', 60);
       expect(await store.getLatest('l')).not.toBeNull();
       await store.set('y', 'y', 60);
@@ -121,7 +121,7 @@ describe('MemoryStore', () => {
     it('clear() empties the store', async () => {
       const { store } = storeWithClock();
       await store.set('a', '1', 60);
-      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 60);
+      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 60, true);
       store.clear();
       expect(await store.countKeys('*')).toBe(0);
       expect(await store.memoryBytes()).toBe(0);
@@ -199,23 +199,33 @@ describe('MemoryStore', () => {
   });
 
   describe('mergeLatest / getLatest', () => {
+    it('does not serve an entry that only ingest merges created until a complete load went into it', async () => {
+      const store = new MemoryStore();
+      await store.mergeLatest([{ key: 'l', points: [['t', 5, 2]] }], 60, false);
+      expect(await store.getLatest('l')).toBeNull();
+      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1], ['h', 1, 60]] }], 60, true);
+      expect(await store.getLatest('l')).toEqual({ t: { ts: 5, value: 2 }, h: { ts: 1, value: 60 } });
+      await store.mergeLatest([{ key: 'l', points: [['t', 6, 3]] }], 60, false);
+      expect(await store.getLatest('l')).toEqual({ t: { ts: 6, value: 3 }, h: { ts: 1, value: 60 } });
+    });
+
     it('never moves a metric backwards in time, within one update or across updates', async () => {
       const { store } = storeWithClock();
-      await store.mergeLatest([{ key: 'l', points: [['t', 2000, 2], ['h', 1000, 10]] }], 60);
-      await store.mergeLatest([{ key: 'l', points: [['t', 1000, 1], ['h', 3000, 30]] }], 60);
+      await store.mergeLatest([{ key: 'l', points: [['t', 2000, 2], ['h', 1000, 10]] }], 60, true);
+      await store.mergeLatest([{ key: 'l', points: [['t', 1000, 1], ['h', 3000, 30]] }], 60, true);
       expect(await store.getLatest('l')).toEqual({ t: { ts: 2000, value: 2 }, h: { ts: 3000, value: 30 } });
       // An equal timestamp does not replace the stored value either (Redis script: strictly newer).
-      await store.mergeLatest([{ key: 'l', points: [['t', 2000, 99]] }], 60);
+      await store.mergeLatest([{ key: 'l', points: [['t', 2000, 99]] }], 60, true);
       expect((await store.getLatest('l'))?.t).toEqual({ ts: 2000, value: 2 });
-      await store.mergeLatest([{ key: 'l', points: [['t', 2001, 3]] }], 60);
+      await store.mergeLatest([{ key: 'l', points: [['t', 2001, 3]] }], 60, true);
       expect((await store.getLatest('l'))?.t).toEqual({ ts: 2001, value: 3 });
     });
 
     it('keeps metrics not named in an update and refreshes the TTL', async () => {
       const { store, clock } = storeWithClock();
-      await store.mergeLatest([{ key: 'l', points: [['a', 1, 1]] }], 10);
+      await store.mergeLatest([{ key: 'l', points: [['a', 1, 1]] }], 10, true);
       clock.now += 8_000;
-      await store.mergeLatest([{ key: 'l', points: [['b', 2, 2]] }], 10);
+      await store.mergeLatest([{ key: 'l', points: [['b', 2, 2]] }], 10, true);
       clock.now += 8_000;
       expect(await store.getLatest('l')).toEqual({ a: { ts: 1, value: 1 }, b: { ts: 2, value: 2 } });
     });
@@ -228,6 +238,7 @@ describe('MemoryStore', () => {
           { key: 'l2', points: [['t', 2, 2]] },
         ],
         60,
+        true,
       );
       expect(await store.getLatest('l1')).toEqual({ t: { ts: 1, value: 1 } });
       expect(await store.getLatest('l2')).toEqual({ t: { ts: 2, value: 2 } });
@@ -235,7 +246,7 @@ describe('MemoryStore', () => {
 
     it('a returned object is a copy: mutating it does not change the store', async () => {
       const { store } = storeWithClock();
-      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 60);
+      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 60, true);
       const got = await store.getLatest('l');
       (got as Record<string, unknown>).x = { ts: 5, value: 5 };
       expect(await store.getLatest('l')).toEqual({ t: { ts: 1, value: 1 } });
@@ -246,9 +257,10 @@ describe('MemoryStore', () => {
       await store.mergeLatest(
         [{ key: 'l', points: [['constructor', 1, 7], ['toString', 1, 8], ['__proto__', 1, 9], ['hasOwnProperty', 1, 10]] }],
         60,
+        true,
       );
       // Older points must not replace them (a prototype member would look like an existing point without ts).
-      await store.mergeLatest([{ key: 'l', points: [['constructor', 0, -1], ['__proto__', 0, -1]] }], 60);
+      await store.mergeLatest([{ key: 'l', points: [['constructor', 0, -1], ['__proto__', 0, -1]] }], 60, true);
       const got = await store.getLatest('l');
       expect(got).not.toBeNull();
       expect(Object.keys(got as object).sort()).toEqual(['__proto__', 'constructor', 'hasOwnProperty', 'toString']);
@@ -259,13 +271,13 @@ describe('MemoryStore', () => {
 
     it('a metric named constructor on a fresh key is stored (not mistaken for an existing newer point)', async () => {
       const { store } = storeWithClock();
-      await store.mergeLatest([{ key: 'fresh', points: [['constructor', 5, 1.5]] }], 60);
+      await store.mergeLatest([{ key: 'fresh', points: [['constructor', 5, 1.5]] }], 60, true);
       expect(Object.getOwnPropertyDescriptor(await store.getLatest('fresh'), 'constructor')?.value).toEqual({ ts: 5, value: 1.5 });
     });
 
     it('get() on a latest hash answers null, getLatest() on a string answers null', async () => {
       const { store } = storeWithClock();
-      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 60);
+      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 60, true);
       await store.set('s', 'v', 60);
       expect(await store.get('l')).toBeNull();
       expect(await store.getLatest('s')).toBeNull();

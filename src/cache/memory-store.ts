@@ -3,8 +3,13 @@
 // order, so re-inserting on access keeps the oldest use first).
 import { globToRegExp, type HotStore, type LatestPoints, type LatestUpdate } from './hot-store';
 
+interface LatestEntry {
+  points: LatestPoints;
+  complete: boolean;
+}
+
 interface Entry {
-  value: string | LatestPoints;
+  value: string | LatestEntry;
   expiresAt: number; // epoch ms; Infinity = no expiry
   bytes: number;
 }
@@ -43,10 +48,10 @@ export class MemoryStore implements HotStore {
     this.bytes -= entry.bytes;
   }
 
-  private put(key: string, value: string | LatestPoints, ttlS: number): void {
+  private put(key: string, value: string | LatestEntry, ttlS: number): void {
     const old = this.entries.get(key);
     if (old) this.remove(key, old);
-    const bytes = key.length * 2 + (typeof value === 'string' ? value.length * 2 : Object.keys(value).length * 64);
+    const bytes = key.length * 2 + (typeof value === 'string' ? value.length * 2 : Object.keys(value.points).length * 64);
     this.entries.set(key, { value, expiresAt: ttlS > 0 ? this.now() + ttlS * 1000 : Infinity, bytes });
     this.bytes += bytes;
     for (const [oldestKey, oldest] of this.entries) {
@@ -108,22 +113,25 @@ export class MemoryStore implements HotStore {
     return Math.ceil((entry.expiresAt - this.now()) / 1000);
   }
 
-  async mergeLatest(updates: LatestUpdate[], ttlS: number): Promise<void> {
+  async mergeLatest(updates: LatestUpdate[], ttlS: number, complete: boolean): Promise<void> {
     for (const { key, points } of updates) {
       const entry = this.live(key);
       // Null prototype: a metric named like an Object.prototype member ('constructor') is just a key.
-      const current: LatestPoints = entry && typeof entry.value === 'object' ? entry.value : Object.create(null);
+      const current: LatestEntry =
+        entry && typeof entry.value === 'object' ? entry.value : { points: Object.create(null) as LatestPoints, complete: false };
       for (const [metric, ts, value] of points) {
-        const have = current[metric];
-        if (!have || have.ts < ts) current[metric] = { ts, value };
+        const have = current.points[metric];
+        if (!have || have.ts < ts) current.points[metric] = { ts, value };
       }
+      if (complete) current.complete = true;
       this.put(key, current, ttlS);
     }
   }
 
   async getLatest(key: string): Promise<LatestPoints | null> {
     const value = this.live(key)?.value;
-    return value && typeof value === 'object' ? { ...value } : null;
+    if (!value || typeof value !== 'object' || !value.complete) return null;
+    return Object.assign(Object.create(null) as LatestPoints, value.points);
   }
 
   async countKeys(pattern: string): Promise<number> {

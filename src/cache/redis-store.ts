@@ -5,10 +5,14 @@ import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
 import type { HotStore, LatestPoints, LatestUpdate } from './hot-store';
 
-// KEYS[1] = latest hash; ARGV[1] = ttl ms; then metric, ts, value triples.
-// A field holds "ts|value"; it is replaced only by a strictly newer ts.
+// KEYS[1] = latest hash; ARGV[1] = ttl ms; ARGV[2] = "1" when the points are
+// the device's full set; then metric, ts, value triples. A field holds
+// "ts|value" and is replaced only by a strictly newer ts. The field "~complete"
+// (metric names cannot contain "~") marks an entry readable.
+const COMPLETE_FIELD = '~complete';
 const MERGE_LATEST_LUA = `
-for i = 2, #ARGV, 3 do
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], '${COMPLETE_FIELD}', '1') end
+for i = 3, #ARGV, 3 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   if (not cur) or tonumber(string.match(cur, '^[^|]+')) < tonumber(ARGV[i + 1]) then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. '|' .. ARGV[i + 2])
@@ -82,7 +86,7 @@ export class RedisStore implements HotStore {
     return this.redis.ttl(key);
   }
 
-  async mergeLatest(updates: LatestUpdate[], ttlS: number): Promise<void> {
+  async mergeLatest(updates: LatestUpdate[], ttlS: number, complete: boolean): Promise<void> {
     if (updates.length === 0) return;
     const pipeline = this.redis.pipeline() as unknown as {
       mergeLatest(key: string, ...args: Array<string | number>): void;
@@ -90,7 +94,7 @@ export class RedisStore implements HotStore {
     };
     const ttlMs = ttlS * 1000;
     for (const { key, points } of updates) {
-      const args: Array<string | number> = [ttlMs];
+      const args: Array<string | number> = [ttlMs, complete ? '1' : '0'];
       for (const [metric, ts, value] of points) args.push(metric, ts, value);
       pipeline.mergeLatest(key, ...args);
     }
@@ -99,10 +103,10 @@ export class RedisStore implements HotStore {
 
   async getLatest(key: string): Promise<LatestPoints | null> {
     const hash = await this.redis.hgetall(key);
-    const fields = Object.keys(hash);
-    if (fields.length === 0) return null;
+    if (hash[COMPLETE_FIELD] === undefined) return null;
     const points: LatestPoints = Object.create(null);
-    for (const metric of fields) {
+    for (const metric of Object.keys(hash)) {
+      if (metric === COMPLETE_FIELD) continue;
       const raw = hash[metric];
       const bar = raw.indexOf('|');
       points[metric] = { ts: Number(raw.slice(0, bar)), value: Number(raw.slice(bar + 1)) };

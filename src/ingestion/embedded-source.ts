@@ -20,14 +20,8 @@ export class EmbeddedSource implements MessageSource {
   async start(): Promise<void> {
     this.broker.onTelemetry((topic, payload, ack) => {
       if (this.paused) return; // never acknowledged: the device sends it again after reconnecting
-      const receivedAtMs = Date.now();
-      if (this.batcher.hasCapacity()) {
-        this.batcher.accept({ topic, payload, receivedAtMs, ack });
-        return;
-      }
-      void this.batcher.waitForCapacity().then(() => {
-        if (!this.paused) this.batcher.accept({ topic, payload, receivedAtMs, ack });
-      });
+      // When the batcher is full the message waits there; the device's PUBACK waits with it.
+      this.batcher.offer({ topic, payload, receivedAtMs: Date.now(), ack });
     });
     await this.broker.start();
   }

@@ -289,10 +289,12 @@ describe('IngestBatcher', () => {
   it('refuses capacity at maxPendingMessages un-acked messages and gives it back after a commit', async () => {
     const batcher = makeBatcher({ maxPendingMessages: 3 });
     expect(batcher.hasCapacity()).toBe(true);
-    await batcher.waitForCapacity(); // room: resolves at once
+    const first = telemetry();
+    const firstTaken = jest.fn();
+    batcher.offer(first.message, firstTaken); // room: taken at once
+    expect(firstTaken).toHaveBeenCalledTimes(1);
 
-    const msgs = [telemetry(), telemetry(), telemetry()];
-    batcher.accept(msgs[0].message);
+    const msgs = [first, telemetry(), telemetry()];
     batcher.accept(msgs[1].message);
     expect(batcher.hasCapacity()).toBe(true);
     batcher.accept(msgs[2].message);
@@ -305,18 +307,43 @@ describe('IngestBatcher', () => {
     expect(bad.ack).toHaveBeenCalledTimes(1);
     expect(batcher.pendingMessages).toBe(3);
 
-    const room = tracked(batcher.waitForCapacity());
+    const late = telemetry();
+    const lateTaken = jest.fn();
+    batcher.offer(late.message, lateTaken);
+    expect(batcher.waitingMessages).toBe(1);
     const drained = tracked(batcher.drain());
     await settle();
     expect(writer.calls).toHaveLength(1);
-    expect(room.done()).toBe(false); // written but not committed: still full
+    expect(lateTaken).not.toHaveBeenCalled(); // written but not committed: still full
 
     writer.calls[0].commitAll();
-    await room.promise;
-    await drained.promise;
-    expect(batcher.hasCapacity()).toBe(true);
-    expect(batcher.pendingMessages).toBe(0);
+    await settle();
+    expect(lateTaken).toHaveBeenCalledTimes(1);
+    expect(batcher.pendingMessages).toBe(1);
+    expect(drained.done()).toBe(false); // the late message is not committed yet
     for (const m of msgs) expect(m.ack).toHaveBeenCalledTimes(1);
+    await settle();
+    for (let i = 0; writer.calls.length < 2 && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
+    writer.calls[1].commitAll();
+    await drained.promise;
+    expect(batcher.pendingMessages).toBe(0);
+    expect(late.ack).toHaveBeenCalledTimes(1);
+  });
+
+  it('lets exactly as many waiting messages in as a commit frees slots', async () => {
+    const batcher = makeBatcher({ maxPendingMessages: 2 });
+    batcher.accept(telemetry().message);
+    batcher.accept(telemetry().message);
+    const taken = Array.from({ length: 5 }, () => jest.fn());
+    for (const onTaken of taken) batcher.offer(telemetry().message, onTaken);
+    expect(batcher.waitingMessages).toBe(5);
+    void batcher.drain();
+    await settle();
+    writer.calls[0].commitAll();
+    await settle();
+    expect(taken.filter((f) => f.mock.calls.length === 1)).toHaveLength(2);
+    expect(batcher.pendingMessages).toBe(2);
+    expect(batcher.waitingMessages).toBe(3);
   });
 
   it('keeps capacity taken while a write fails and frees it only when a retry commits', async () => {
@@ -324,17 +351,20 @@ describe('IngestBatcher', () => {
     const batcher = makeBatcher({ maxPendingMessages: 1 });
     const m = telemetry();
     batcher.accept(m.message);
-    const room = tracked(batcher.waitForCapacity());
+    const next = telemetry();
+    const nextTaken = jest.fn();
+    batcher.offer(next.message, nextTaken);
     void batcher.drain();
     writer.calls[0].result.reject(new Error('timeout'));
     await settle();
     for (let waited = 0; writer.calls.length === 1 && waited < 60_000; waited += 50) await jest.advanceTimersByTimeAsync(50);
     expect(writer.calls).toHaveLength(2);
-    expect(room.done()).toBe(false);
+    expect(nextTaken).not.toHaveBeenCalled();
     expect(batcher.hasCapacity()).toBe(false);
     writer.calls[1].commitAll();
-    await room.promise;
-    expect(batcher.hasCapacity()).toBe(true);
+    await settle();
+    expect(nextTaken).toHaveBeenCalledTimes(1);
+    expect(batcher.pendingMessages).toBe(1);
     expect(m.ack).toHaveBeenCalledTimes(1);
   });
 

@@ -1,9 +1,10 @@
 // Turns a stream of messages into committed batches. Parsing happens as a
 // message arrives; samples accumulate until the batch is large enough or old
 // enough, then one SampleWriter call commits them and only then are the
-// messages acknowledged. Memory is bounded by maxPendingMessages: sources
-// await waitForCapacity() before handing over more, which propagates
-// back-pressure to the broker when PostgreSQL is slow or down.
+// messages acknowledged. Memory is bounded by maxPendingMessages: a message
+// offered while that many are un-acknowledged waits (unparsed) until a commit
+// frees a slot, and its source learns only then that it was taken, which
+// propagates back-pressure to the broker when PostgreSQL is slow or down.
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { RateLimitedLog } from '../logging/rate-limited-log';
@@ -48,10 +49,11 @@ export class IngestBatcher {
   private timer: NodeJS.Timeout | undefined;
   private flushing = 0;
   private pending = 0; // messages handed over and not yet acked
-  private capacityWaiters: Array<() => void> = [];
+  private readonly waiting: Array<{ message: IngestMessage; onAccepted?: () => void }> = [];
   private idleWaiters: Array<() => void> = [];
   private readonly listeners: CommitListener[] = [];
   private stopped = false;
+  private draining = false;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -72,10 +74,22 @@ export class IngestBatcher {
     return this.pending < this.config.ingest.maxPendingMessages;
   }
 
-  /** Resolves when another message may be handed over. */
-  waitForCapacity(): Promise<void> {
-    if (this.hasCapacity()) return Promise.resolve();
-    return new Promise((resolve) => this.capacityWaiters.push(resolve));
+  /** Messages offered but not yet taken because the batcher is full. */
+  get waitingMessages(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * Takes the message now if there is room, otherwise as soon as a commit
+   * frees a slot (in order). `onAccepted` runs once it has been taken.
+   */
+  offer(message: IngestMessage, onAccepted?: () => void): void {
+    if (this.waiting.length === 0 && this.hasCapacity()) {
+      this.accept(message);
+      onAccepted?.();
+      return;
+    }
+    this.waiting.push({ message, onAccepted });
   }
 
   accept(message: IngestMessage): void {
@@ -95,8 +109,9 @@ export class IngestBatcher {
 
   /** Flushes everything accepted so far and resolves once it is committed and acked. */
   async drain(): Promise<void> {
+    this.draining = true;
     this.cut();
-    if (this.pending === 0) return;
+    if (this.pending === 0 && this.waiting.length === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -166,7 +181,15 @@ export class IngestBatcher {
   }
 
   private release(): void {
-    while (this.capacityWaiters.length > 0 && this.hasCapacity()) (this.capacityWaiters.shift() as () => void)();
+    // accept() takes the slot synchronously, so exactly as many wait as there is room for.
+    while (this.waiting.length > 0 && this.hasCapacity()) {
+      const { message, onAccepted } = this.waiting.shift() as { message: IngestMessage; onAccepted?: () => void };
+      this.accept(message);
+      onAccepted?.();
+    }
+    // While shutting down, what was waiting is written at once rather than after the flush interval.
+    if (this.draining) this.cut();
+    if (this.waiting.length > 0) return;
     if (this.pending === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];

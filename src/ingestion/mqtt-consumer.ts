@@ -129,20 +129,12 @@ export class MqttConsumer implements MessageSource {
 
   private onMessage(packet: IPublishPacket, done: (error?: Error) => void): void {
     if (this.paused) return; // never acknowledged: stays with the broker
-    if (this.batcher.hasCapacity()) {
-      this.handOver(packet);
-      done();
-      return;
-    }
-    // Back-pressure: mqtt.js reads nothing more from the socket until done().
-    void this.batcher.waitForCapacity().then(() => {
-      if (this.paused) return;
-      this.handOver(packet);
-      done();
-    });
+    // Back-pressure: when the batcher is full, done() waits until it takes the
+    // message, and mqtt.js reads nothing more from the socket until then.
+    this.handOver(packet, () => done());
   }
 
-  private handOver(packet: IPublishPacket): void {
+  private handOver(packet: IPublishPacket, onAccepted: () => void): void {
     let ack: () => void = noop;
     if (packet.qos === 1 && packet.messageId !== undefined) {
       const messageId = packet.messageId;
@@ -150,12 +142,7 @@ export class MqttConsumer implements MessageSource {
       this.acks.set(messageId, entry);
       ack = () => this.settle(messageId, entry);
     }
-    this.batcher.accept({
-      topic: packet.topic,
-      payload: packet.payload as Buffer,
-      receivedAtMs: Date.now(),
-      ack,
-    });
+    this.batcher.offer({ topic: packet.topic, payload: packet.payload as Buffer, receivedAtMs: Date.now(), ack }, onAccepted);
   }
 
   private interceptPubacks(client: MqttClient): void {

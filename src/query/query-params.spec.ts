@@ -80,20 +80,24 @@ describe('parseHourlyQuery', () => {
     expect(rejection(() => parseHourlyQuery({ metric }))).toBe('metric is required and must match [A-Za-z0-9_.-]{1,64}');
   });
 
-  it('defaults to the last 24 h', () => {
+  it('defaults to the last 24 h, widened to whole hours (the end of the current hour)', () => {
+    const HOUR = 3600_000;
     const before = Date.now();
     const q = parseHourlyQuery({ metric: 'temperature' });
     const after = Date.now();
     expect(q.metric).toBe('temperature');
+    expect(q.to.getTime() % HOUR).toBe(0);
+    expect(q.from.getTime() % HOUR).toBe(0);
     expect(q.to.getTime()).toBeGreaterThanOrEqual(before);
-    expect(q.to.getTime()).toBeLessThanOrEqual(after);
-    expect(q.to.getTime() - q.from.getTime()).toBe(DAY_MS);
+    expect(q.to.getTime()).toBeLessThanOrEqual(Math.ceil(after / HOUR) * HOUR);
+    expect(q.to.getTime() - q.from.getTime()).toBeGreaterThanOrEqual(DAY_MS);
+    expect(q.to.getTime() - q.from.getTime()).toBeLessThanOrEqual(DAY_MS + HOUR);
   });
 
   it('takes from alone as the start up to now, and to alone as the end of a 24 h span', () => {
     const q1 = parseHourlyQuery({ metric: 't', from: '2026-11-20T00:00:00Z' });
     expect(q1.from.toISOString()).toBe('2026-11-20T00:00:00.000Z');
-    expect(Math.abs(q1.to.getTime() - Date.now())).toBeLessThan(5000);
+    expect(q1.to.getTime()).toBe(Math.ceil(Date.now() / 3600_000) * 3600_000);
     const q2 = parseHourlyQuery({ metric: 't', to: '2026-11-20T00:00:00Z' });
     expect(q2.from.toISOString()).toBe('2026-11-19T00:00:00.000Z');
   });
@@ -102,11 +106,11 @@ describe('parseHourlyQuery', () => {
     ['2026-11-21', '2026-11-21T00:00:00.000Z'],
     ['2026-11-21T10:00:00Z', '2026-11-21T10:00:00.000Z'],
     ['2026-11-21T10:00Z', '2026-11-21T10:00:00.000Z'],
-    ['2026-11-21T10:00:00.250Z', '2026-11-21T10:00:00.250Z'],
+    ['2026-11-21T10:00:00.250Z', '2026-11-21T10:00:00.000Z'], // widened to the start of its hour
     ['2026-11-21T12:00:00+02:00', '2026-11-21T10:00:00.000Z'],
     ['2026-11-21T05:00:00-0500', '2026-11-21T10:00:00.000Z'],
     ['2026-11-21 10:00:00Z', '2026-11-21T10:00:00.000Z'],
-  ])('accepts from=%s', (from, iso) => {
+  ])('accepts from=%s (as the start of its hour)', (from, iso) => {
     expect(parseHourlyQuery({ metric: 't', from, to: '2030-01-01T00:00:00Z' }).from.toISOString()).toBe(iso);
   });
 

@@ -29,7 +29,7 @@ const timeParam = (name: string) =>
       if (v === undefined || v === '') return undefined;
       // ISO-8601 date or date-time; Date.parse alone would take "1" or "May 5".
       const ms = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) ? Date.parse(v) : NaN;
-      if (Number.isNaN(ms)) {
+      if (Number.isNaN(ms) || !isCalendarDate(v.slice(0, 10))) {
         ctx.addIssue({ code: 'custom', message: `${name} must be an ISO-8601 date-time, e.g. 2026-11-21T10:00:00Z` });
         return z.NEVER;
       }
@@ -48,6 +48,13 @@ const metricParam = (required: boolean) =>
       }
       return v;
     });
+
+/** Date.parse rolls 2026-02-30 over into March; a real calendar date survives the round trip. */
+function isCalendarDate(ymd: string): boolean {
+  const [y, m, d] = ymd.split('-').map(Number);
+  const date = new Date(Date.UTC(y, m - 1, d));
+  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
+}
 
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input ?? {});
@@ -71,9 +78,21 @@ function range(from: Date | undefined, to: Date | undefined, defaultSpanMs: numb
   return { from: start, to: end };
 }
 
+const HOUR_MS = 3600 * 1000;
+
+/**
+ * Buckets are hours, so the range is widened to whole hours: [hour of from,
+ * end of the hour of to). That answers the same buckets and gives a cache key
+ * that stays the same for a whole hour instead of changing every millisecond.
+ */
 export function parseHourlyQuery(query: unknown): { metric: string; from: Date; to: Date } {
   const q = parse(z.object({ metric: metricParam(true), from: timeParam('from'), to: timeParam('to') }), query);
-  return { metric: q.metric as string, ...range(q.from, q.to, DAY_MS) };
+  const { from, to } = range(q.from, q.to, DAY_MS);
+  return {
+    metric: q.metric as string,
+    from: new Date(Math.floor(from.getTime() / HOUR_MS) * HOUR_MS),
+    to: new Date(Math.ceil(to.getTime() / HOUR_MS) * HOUR_MS),
+  };
 }
 
 export function parseSamplesQuery(query: unknown): { metric: string | undefined; from: Date; to: Date; limit: number } {

@@ -110,7 +110,7 @@ export class TelemetryQueries {
        GROUP BY metric ORDER BY metric`,
       [device.id],
     );
-    const metrics: Record<string, MetricStats> = {};
+    const metrics: Record<string, MetricStats> = Object.create(null);
     let sampleCount = 0;
     for (const r of rows) {
       const count = Number(r.count);

@@ -65,7 +65,8 @@ export class TelemetryQueryService {
 }
 
 export function latestAnswer(deviceId: string, points: Record<string, { ts: number; value: number }> | null): LatestAnswer {
-  const metrics: Record<string, number> = {};
+  // Null prototype: a metric may be named like an Object.prototype member.
+  const metrics: Record<string, number> = Object.create(null);
   let newest = -Infinity;
   for (const [name, point] of Object.entries(points ?? {})) {
     metrics[name] = point.value;

@@ -49,7 +49,7 @@ seen AS (
 SELECT n.inserted,
   -- Which input rows were new, computed only in the rare batch that held duplicates.
   CASE WHEN n.inserted < cardinality($1::text[]) THEN
-    (SELECT array_agg(i.ord::int) FROM input i JOIN inserted s USING (device_id, metric, ts))
+    (SELECT coalesce(array_agg(i.ord::int), '{}') FROM input i JOIN inserted s USING (device_id, metric, ts))
   END AS new_rows
 FROM (SELECT count(*)::int AS inserted FROM inserted) n`;
 
