@@ -11,6 +11,10 @@ interface Job {
   window: number;
   baseTs: number;
   qos: 0 | 1;
+  /** Messages per second; 0 = as fast as the window allows. */
+  rate?: number;
+  /** Stamp each sample with the time it is published (for latency measurement). */
+  stampNow?: boolean;
 }
 
 async function run(job: Job): Promise<void> {
@@ -20,10 +24,11 @@ async function run(job: Job): Promise<void> {
   const started = Date.now();
   await new Promise<void>((resolve) => {
     const pump = () => {
-      while (sent < job.count && sent - acked < job.window) {
+      const allowed = job.rate ? Math.floor(((Date.now() - started) / 1000) * job.rate) : Infinity;
+      while (sent < job.count && sent - acked < job.window && sent < allowed) {
         const i = sent++;
         const device = job.deviceOffset + (i % job.devices);
-        const ts = job.baseTs + Math.floor(i / job.devices) * 1000;
+        const ts = job.stampNow ? Date.now() : job.baseTs + Math.floor(i / job.devices) * 1000;
         const payload = `{"ts":${ts},"metrics":{"temperature":${(20 + (i % 50) / 10).toFixed(1)},"humidity":${40 + (i % 20)},"pressure":${1000 + (i % 30)},"battery":${(i % 100) / 100}}}`;
         client.publish(`devices/bench-${device}/telemetry`, payload, { qos: job.qos }, () => {
           acked++;
@@ -33,6 +38,12 @@ async function run(job: Job): Promise<void> {
       }
     };
     pump();
+    if (job.rate) {
+      const ticker = setInterval(() => {
+        if (sent >= job.count) clearInterval(ticker);
+        else pump();
+      }, 5);
+    }
   });
   const seconds = (Date.now() - started) / 1000;
   await client.endAsync();

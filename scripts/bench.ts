@@ -7,7 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
+import { createServer as createHttpServer } from 'node:http';
+import WebSocket from 'ws';
+import autocannon from 'autocannon';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
@@ -26,6 +29,7 @@ const totalMessages = Number(args.messages ?? (args.quick ? 60_000 : 200_000));
 const deviceCount = Number(args.devices);
 const publisherCount = Number(args.publishers);
 const METRICS_PER_MESSAGE = 4;
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -86,6 +90,219 @@ function procPeakRssMb(pid: number): number {
   return match ? Math.round(Number(match[1]) / 1024) : 0;
 }
 
+interface PublisherJob {
+  url: string;
+  count: number;
+  devices: number;
+  deviceOffset: number;
+  window: number;
+  baseTs: number;
+  qos: 0 | 1;
+  rate?: number;
+  stampNow?: boolean;
+}
+
+/** Splits a load over publisher processes; resolves when every publish is acknowledged. */
+function publish(job: Omit<PublisherJob, 'count' | 'devices' | 'deviceOffset'> & { total: number; devices: number }, processes: number): Promise<Array<{ acked: number; seconds: number }>> {
+  const perProcess = Math.ceil(job.total / processes);
+  const devicesEach = Math.ceil(job.devices / processes);
+  return Promise.all(
+    Array.from({ length: processes }, (_, i) => {
+      const child = fork(join(__dirname, 'bench-publisher.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const count = Math.min(perProcess, job.total - i * perProcess);
+      const { total: _total, ...rest } = job;
+      child.send({ ...rest, count, devices: devicesEach, deviceOffset: i * devicesEach, rate: job.rate ? job.rate / processes : undefined });
+      return new Promise<{ acked: number; seconds: number }>((resolve, reject) => {
+        child.once('message', (m) => resolve(m as { acked: number; seconds: number }));
+        child.once('exit', (code) => code !== 0 && reject(new Error(`publisher exited ${code}`)));
+      });
+    }),
+  );
+}
+
+/** Polls committed rows; the sustained rate is taken between 10 % and 90 % of the expected rows. */
+async function measureRows(count: () => Promise<number>, expected: number, started: number): Promise<{ perSec: number; wall: number }> {
+  const points: Array<{ t: number; rows: number }> = [];
+  let rows = 0;
+  while (rows < expected && Date.now() - started < 600_000) {
+    await new Promise((r) => setTimeout(r, 250));
+    rows = await count();
+    points.push({ t: Date.now(), rows });
+  }
+  const p10 = points.find((p) => p.rows >= expected * 0.1) ?? points[0];
+  const p90 = points.find((p) => p.rows >= expected * 0.9) ?? points[points.length - 1];
+  return {
+    perSec: (p90.rows - p10.rows) / Math.max(0.001, (p90.t - p10.t) / 1000),
+    wall: (points[points.length - 1].t - started) / 1000,
+  };
+}
+
+function startApp(env: Record<string, string>, port: number): Promise<ChildProcess> {
+  const app = spawn(process.execPath, [join(ROOT, 'dist', 'main.js')], {
+    env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.ok === true, 30_000, 'app health').then(() => app);
+}
+
+async function stopProcess(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  });
+}
+
+const round = (n: number, digits = 0) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+async function ingestPhase(dbUrl: string, db: Client): Promise<Record<string, number>> {
+  const mosquitto = await startMosquitto();
+  const port = await freePort();
+  let app: ChildProcess | undefined;
+  try {
+    app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()) }, port);
+    const pid = app.pid as number;
+    const expected = totalMessages * METRICS_PER_MESSAGE;
+    log(`ingest (service): ${totalMessages} QoS 1 messages × ${METRICS_PER_MESSAGE} metrics, ${deviceCount} devices, ${publisherCount} publisher processes`);
+    const cpuStart = procCpuSeconds(pid);
+    const started = Date.now();
+    const published = publish({ url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 3600_000, qos: 1 }, publisherCount);
+    const count = async () => Number((await db.query('SELECT count(*)::int AS n FROM samples')).rows[0].n);
+    const { perSec, wall } = await measureRows(count, expected, started);
+    const acks = await published;
+    const cpuSeconds = procCpuSeconds(pid) - cpuStart;
+    await new Promise((r) => setTimeout(r, 1000));
+    const finalRows = await count();
+    const distinct = Number((await db.query('SELECT count(*)::int AS n FROM (SELECT DISTINCT device_id, metric, ts FROM samples) d')).rows[0].n);
+    return {
+      messages: totalMessages,
+      sustainedMsgPerSec: round(perSec / METRICS_PER_MESSAGE),
+      sustainedSamplesPerSec: round(perSec),
+      wallSeconds: round(wall, 2),
+      publisherAcked: acks.reduce((a, p) => a + p.acked, 0),
+      committedRows: finalRows,
+      lostRows: expected - distinct,
+      duplicateRows: finalRows - distinct,
+      appCpuPercent: round((cpuSeconds / wall) * 100),
+      appPeakRssMb: procPeakRssMb(pid),
+    };
+  } finally {
+    await stopProcess(app);
+    await mosquitto.stop();
+  }
+}
+
+async function barePhase(dbUrl: string, db: Client): Promise<Record<string, number>> {
+  const mosquitto = await startMosquitto();
+  const bare = fork(join(__dirname, 'bare-pipeline.js'), [mosquitto.url, dbUrl], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  try {
+    await new Promise((resolve) => bare.once('message', resolve));
+    const pid = bare.pid as number;
+    log(`ingest (bare pipeline): same load`);
+    const expected = totalMessages * METRICS_PER_MESSAGE;
+    const cpuStart = procCpuSeconds(pid);
+    const started = Date.now();
+    const published = publish({ url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 7200_000, qos: 1 }, publisherCount);
+    const count = async () => Number((await db.query('SELECT count(*)::int AS n FROM bare_samples')).rows[0].n);
+    const { perSec, wall } = await measureRows(count, expected, started);
+    await published;
+    return {
+      sustainedMsgPerSec: round(perSec / METRICS_PER_MESSAGE),
+      sustainedSamplesPerSec: round(perSec),
+      cpuPercent: round(((procCpuSeconds(pid) - cpuStart) / wall) * 100),
+    };
+  } finally {
+    await stopProcess(bare);
+    await mosquitto.stop();
+  }
+}
+
+/** publish → WebSocket delivery latency at a steady rate, 100 clients each watching its share of devices. */
+async function wsLatencyPhase(dbUrl: string): Promise<Record<string, number>> {
+  const mosquitto = await startMosquitto();
+  const port = await freePort();
+  let app: ChildProcess | undefined;
+  const clients: WebSocket[] = [];
+  try {
+    app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench-ws', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), WS_RATE_LIMIT: '100000' }, port);
+    const rate = args.quick ? 2000 : 5000;
+    const seconds = args.quick ? 10 : 20;
+    const clientCount = 100;
+    const latencies: number[] = [];
+    for (let c = 0; c < clientCount; c++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      ws.on('message', (raw: Buffer) => {
+        const msg = JSON.parse(raw.toString()) as { event: string; data: { ts: string } };
+        if (msg.event === 'sample') latencies.push(Date.now() - Date.parse(msg.data.ts));
+      });
+      for (let d = c; d < deviceCount; d += clientCount) ws.send(JSON.stringify({ event: 'subscribe', data: { deviceId: `bench-${d}` } }));
+      clients.push(ws);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    log(`WebSocket latency: ${rate} msg/s for ${seconds} s, ${clientCount} clients`);
+    await publish({ url: mosquitto.url, total: rate * seconds, devices: deviceCount, window: 5000, baseTs: 0, qos: 1, rate, stampNow: true }, publisherCount);
+    await new Promise((r) => setTimeout(r, 2000));
+    latencies.sort((a, b) => a - b);
+    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+    return { rateMsgPerSec: rate, clients: clientCount, delivered: latencies.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies[latencies.length - 1] ?? NaN };
+  } finally {
+    for (const ws of clients) ws.terminate();
+    await stopProcess(app);
+    await mosquitto.stop();
+  }
+}
+
+async function load(url: string, paths: string[]): Promise<{ reqPerSec: number; p99Ms: number; non2xx: number }> {
+  let i = 0;
+  const result = await autocannon({
+    url,
+    connections: 50,
+    pipelining: 1,
+    duration: args.quick ? 5 : 10,
+    requests: [{ setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] }) }],
+  });
+  return { reqPerSec: round(result.requests.average), p99Ms: result.latency.p99, non2xx: result.non2xx };
+}
+
+/** Cached GET /api/devices/:id/latest over all devices vs a bare node:http server answering similar JSON. */
+async function httpPhase(dbUrl: string): Promise<Record<string, number>> {
+  const port = await freePort();
+  let app: ChildProcess | undefined;
+  const bare = createHttpServer((req, res) => {
+    const id = (req.url ?? '').split('/')[3] ?? 'x';
+    const body = JSON.stringify({ deviceId: id, ts: new Date().toISOString(), metrics: { temperature: 21.5, humidity: 40, pressure: 1000, battery: 0.5 } });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  try {
+    // A long latest TTL keeps every device cached for the whole run (the load itself is the point here).
+    app = await startApp({ DATABASE_URL: dbUrl, INSTANCE_ID: 'bench-http', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), CACHE_TTL_LATEST_S: '3600' }, port);
+    const paths = Array.from({ length: deviceCount }, (_, d) => `/api/devices/bench-${d}/latest`);
+    for (const path of paths) await fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.text()); // warm the cache
+    log(`HTTP: cached latest over ${deviceCount} devices, 50 connections`);
+    const served = await load(`http://127.0.0.1:${port}`, paths);
+    const barePort = await freePort();
+    await new Promise<void>((resolve) => bare.listen(barePort, '127.0.0.1', resolve));
+    const baseline = await load(`http://127.0.0.1:${barePort}`, paths);
+    return {
+      appReqPerSec: served.reqPerSec,
+      appP99Ms: served.p99Ms,
+      appNon2xx: served.non2xx,
+      bareReqPerSec: baseline.reqPerSec,
+      bareP99Ms: baseline.p99Ms,
+      ratioToBare: round(served.reqPerSec / baseline.reqPerSec, 2),
+    };
+  } finally {
+    bare.close();
+    await stopProcess(app);
+  }
+}
+
 async function main(): Promise<void> {
   const dbName = `th_bench_${randomBytes(3).toString('hex')}`;
   const admin = new Client({ connectionString: args['database-url'] });
@@ -93,81 +310,32 @@ async function main(): Promise<void> {
   await admin.query(`CREATE DATABASE ${dbName}`);
   const dbUrl = args['database-url'].replace(/\/[^/]*$/, `/${dbName}`);
   const db = new Client({ connectionString: dbUrl });
-  const mosquitto = await startMosquitto();
-  const port = await freePort();
-  let app: ChildProcess | undefined;
   try {
-    app = spawn(process.execPath, [join(ROOT, 'dist', 'main.js')], {
-      env: { ...process.env, DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, PORT: String(port), INSTANCE_ID: 'bench', LOG_LEVEL: 'warn', MQTT_PORT: String(await freePort()) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.ok === true, 30_000, 'app health');
-    await db.connect();
-    const pid = app.pid as number;
-
-    const countRows = async () => Number((await db.query('SELECT count(*)::int AS n FROM samples')).rows[0].n);
-    const expectedRows = totalMessages * METRICS_PER_MESSAGE;
-    log(`ingest: ${totalMessages} QoS 1 messages × ${METRICS_PER_MESSAGE} metrics, ${deviceCount} devices, ${publisherCount} publisher processes`);
-
-    const cpuStart = procCpuSeconds(pid);
-    const started = Date.now();
-    const perPublisher = Math.ceil(totalMessages / publisherCount);
-    const publishers = Array.from({ length: publisherCount }, (_, i) => {
-      const child = fork(join(__dirname, 'bench-publisher.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-      const count = Math.min(perPublisher, totalMessages - i * perPublisher);
-      const devicesEach = Math.ceil(deviceCount / publisherCount);
-      child.send({ url: mosquitto.url, count, devices: devicesEach, deviceOffset: i * devicesEach, window: 2000, baseTs: Date.now() - 3600_000, qos: 1 });
-      return new Promise<{ acked: number; seconds: number }>((resolve, reject) => {
-        child.once('message', (m) => resolve(m as { acked: number; seconds: number }));
-        child.once('exit', (code) => code !== 0 && reject(new Error(`publisher exited ${code}`)));
-      });
-    });
-
-    // Sample committed rows over time; the sustained rate is taken between 10 % and 90 %.
-    const points: Array<{ t: number; rows: number }> = [];
-    let rows = 0;
-    while (rows < expectedRows && Date.now() - started < 600_000) {
-      await new Promise((r) => setTimeout(r, 250));
-      rows = await countRows();
-      points.push({ t: Date.now(), rows });
-    }
-    const published = await Promise.all(publishers);
-    const cpuSeconds = procCpuSeconds(pid) - cpuStart;
-    const wall = (points[points.length - 1].t - started) / 1000;
-    const p10 = points.find((p) => p.rows >= expectedRows * 0.1) ?? points[0];
-    const p90 = points.find((p) => p.rows >= expectedRows * 0.9) ?? points[points.length - 1];
-    const sustainedSamples = (p90.rows - p10.rows) / Math.max(0.001, (p90.t - p10.t) / 1000);
-    await new Promise((r) => setTimeout(r, 1000));
-    const finalRows = await countRows();
-    const distinct = Number((await db.query('SELECT count(*)::int AS n FROM (SELECT DISTINCT device_id, metric, ts FROM samples) d')).rows[0].n);
+    const ingest = await ingestPhase(dbUrl, await connected(db));
+    const bare = await barePhase(dbUrl, db);
+    const ws = await wsLatencyPhase(dbUrl);
+    const http = await httpPhase(dbUrl);
     const result = {
-      ingest: {
-        messages: totalMessages,
-        metricsPerMessage: METRICS_PER_MESSAGE,
-        devices: deviceCount,
-        publishers: publisherCount,
-        qos: 1,
-        sustainedMsgPerSec: Math.round(sustainedSamples / METRICS_PER_MESSAGE),
-        sustainedSamplesPerSec: Math.round(sustainedSamples),
-        wallSeconds: Math.round(wall * 100) / 100,
-        publisherAcked: published.reduce((a, p) => a + p.acked, 0),
-        committedRows: finalRows,
-        lostRows: expectedRows - distinct,
-        duplicateRows: finalRows - distinct,
-        appCpuPercent: Math.round((cpuSeconds / wall) * 100),
-        appPeakRssMb: procPeakRssMb(pid),
-      },
+      machine: { cores: cpus().length, node: process.version },
+      ingest: { ...ingest, ratioToBare: round(ingest.sustainedMsgPerSec / bare.sustainedMsgPerSec, 2) },
+      bare,
+      websocket: ws,
+      http,
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    log(`ingest: ${result.ingest.sustainedMsgPerSec} msg/s (${result.ingest.sustainedSamplesPerSec} samples/s) sustained, lost ${result.ingest.lostRows}, duplicates ${result.ingest.duplicateRows}, app CPU ${result.ingest.appCpuPercent} %, peak RSS ${result.ingest.appPeakRssMb} MB`);
+    log(`ingest: ${ingest.sustainedMsgPerSec} msg/s (${ingest.sustainedSamplesPerSec} samples/s), ${result.ingest.ratioToBare} × bare (${bare.sustainedMsgPerSec} msg/s); lost ${ingest.lostRows}, duplicates ${ingest.duplicateRows}; app CPU ${ingest.appCpuPercent} %, peak RSS ${ingest.appPeakRssMb} MB`);
+    log(`websocket: p50 ${ws.p50Ms} ms, p99 ${ws.p99Ms} ms at ${ws.rateMsgPerSec} msg/s (${ws.delivered} delivered)`);
+    log(`http latest (cached): ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms; bare node:http ${http.bareReqPerSec} req/s; ratio ${http.ratioToBare}`);
   } finally {
-    app?.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 1000));
     await db.end().catch(() => undefined);
-    await mosquitto.stop();
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await admin.end();
   }
+}
+
+async function connected(db: Client): Promise<Client> {
+  await db.connect();
+  return db;
 }
 
 main().catch((error: unknown) => {
