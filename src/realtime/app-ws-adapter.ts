@@ -9,8 +9,10 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { AppConfig } from '../config/app-config';
 
-/** Largest frame a client may send; every valid client message is tiny. */
-export const MAX_CLIENT_FRAME_BYTES = 16 * 1024;
+/** Largest client message answered (BAD_REQUEST beyond); every valid one is tiny. */
+export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
+/** Frames beyond this are not even read: ws closes the connection with 1009. */
+export const MAX_CLIENT_FRAME_BYTES = 256 * 1024;
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 

@@ -10,6 +10,7 @@ import { CacheService } from '../cache/cache.service';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { TelemetryQueries } from '../query/telemetry-queries';
 import { latestAnswer, TelemetryQueryService } from '../query/telemetry-query.service';
+import { MAX_CLIENT_MESSAGE_BYTES } from './app-ws-adapter';
 import { ClientConnection } from './client-connection';
 import { FanoutService } from './fanout.service';
 import { TokenBucketLimiter } from './token-bucket';
@@ -93,7 +94,11 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
       return;
     }
     client.consecutiveRejections = 0;
-    const parsed = isBinary ? { ok: false as const, error: 'binary frames are not accepted' } : parseClientMessage(data);
+    const parsed = isBinary
+      ? { ok: false as const, error: 'binary frames are not accepted' }
+      : data.length > MAX_CLIENT_MESSAGE_BYTES
+        ? { ok: false as const, error: `message larger than ${MAX_CLIENT_MESSAGE_BYTES} bytes` }
+        : parseClientMessage(data);
     if (!parsed.ok) {
       client.send(frame('error', { code: 'BAD_REQUEST', message: parsed.error }));
       return;

@@ -29,8 +29,8 @@ if elapsed < 0 then elapsed = 0 end
 tokens = math.min(capacity, tokens + elapsed * capacity / window)
 local allowed = 0
 local retry = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= 1 - 1e-9 then
+  tokens = math.max(0, tokens - 1)
   allowed = 1
 else
   retry = math.ceil((1 - tokens) * window / capacity)
@@ -49,8 +49,9 @@ export function takeFromBucket(bucket: MemoryBucket | undefined, capacity: numbe
   const elapsed = Math.max(0, now - b.ts);
   let tokens = Math.min(capacity, b.tokens + (elapsed * capacity) / windowMs);
   let result: TakeResult;
-  if (tokens >= 1) {
-    tokens -= 1;
+  // The epsilon absorbs float error: a client retrying exactly after retryAfterMs must pass.
+  if (tokens >= 1 - 1e-9) {
+    tokens = Math.max(0, tokens - 1);
     result = { allowed: true, retryAfterMs: 0 };
   } else {
     result = { allowed: false, retryAfterMs: Math.ceil(((1 - tokens) * windowMs) / capacity) };
