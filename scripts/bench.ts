@@ -23,6 +23,8 @@ const { values: args } = parseArgs({
     devices: { type: 'string', default: '1000' },
     publishers: { type: 'string', default: '2' },
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const totalMessages = Number(args.messages ?? (args.quick ? 60_000 : 200_000));
@@ -138,7 +140,8 @@ async function measureRows(count: () => Promise<number>, expected: number, start
 }
 
 function startApp(env: Record<string, string>, port: number): Promise<ChildProcess> {
-  const app = spawn(process.execPath, [join(ROOT, 'dist', 'main.js')], {
+  const profile = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'profiles')] : [];
+  const app = spawn(process.execPath, [...profile, join(ROOT, 'dist', 'main.js')], {
     env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -311,10 +314,11 @@ async function main(): Promise<void> {
   const dbUrl = args['database-url'].replace(/\/[^/]*$/, `/${dbName}`);
   const db = new Client({ connectionString: dbUrl });
   try {
+    const want = (phase: string) => !args.only || args.only.split(',').includes(phase);
     const ingest = await ingestPhase(dbUrl, await connected(db));
-    const bare = await barePhase(dbUrl, db);
-    const ws = await wsLatencyPhase(dbUrl);
-    const http = await httpPhase(dbUrl);
+    const bare = want('bare') ? await barePhase(dbUrl, db) : { sustainedMsgPerSec: NaN };
+    const ws = want('ws') ? await wsLatencyPhase(dbUrl) : {};
+    const http = want('http') ? await httpPhase(dbUrl) : {};
     const result = {
       machine: { cores: cpus().length, node: process.version },
       ingest: { ...ingest, ratioToBare: round(ingest.sustainedMsgPerSec / bare.sustainedMsgPerSec, 2) },

@@ -15,11 +15,6 @@ import { frame, type SampleEvent } from './ws-protocol';
 export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
 const FLUSH_INTERVAL_MS = 50;
 
-interface FanoutMessage {
-  origin: string;
-  samples: SampleEvent[];
-}
-
 /** Groups a batch's samples into one event per (device, timestamp). */
 export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
   const byPoint = new Map<string, SampleEvent>();
@@ -105,8 +100,9 @@ export class FanoutService implements OnApplicationShutdown {
       this.setPublishing(false);
       return;
     }
-    const message: FanoutMessage = { origin: this.config.instanceId, samples: events };
-    this.redis.client.publish(FANOUT_CHANNEL, JSON.stringify(message)).then(
+    // "<origin>\n<json>": every instance, the sender included, receives each
+    // message; the prefix lets the sender skip its own without parsing it.
+    this.redis.client.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify(events)}`).then(
       () => this.setPublishing(true),
       (error: unknown) => {
         this.metrics.fanoutUnpublished.inc();
@@ -117,14 +113,15 @@ export class FanoutService implements OnApplicationShutdown {
   }
 
   private onRemote(raw: string): void {
-    let message: FanoutMessage;
+    const newline = raw.indexOf('\n');
+    if (newline < 0 || raw.slice(0, newline) === this.config.instanceId || this.clients.size === 0) return;
+    let samples: unknown;
     try {
-      message = JSON.parse(raw) as FanoutMessage;
+      samples = JSON.parse(raw.slice(newline + 1));
     } catch {
       return;
     }
-    if (message.origin === this.config.instanceId || !Array.isArray(message.samples)) return;
-    this.deliver(message.samples);
+    if (Array.isArray(samples)) this.deliver(samples as SampleEvent[]);
   }
 
   private deliver(events: SampleEvent[]): void {
