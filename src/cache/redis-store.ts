@@ -2,7 +2,8 @@
 // script per device key (each key stays in one hash slot, so it works on
 // Redis Cluster too), all pipelined into a single round trip per batch.
 import type Redis from 'ioredis';
-import type { Cluster } from 'ioredis';
+import type { ChainableCommander, Cluster } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
 import type { HotStore, LatestPoints, LatestUpdate } from './hot-store';
 
 // KEYS[1] = latest hash; ARGV[1] = ttl ms; ARGV[2] = "1" when the points are
@@ -31,9 +32,40 @@ export class RedisStore implements HotStore {
   readonly kind = 'redis' as const;
   private readonly redis: RedisWithScripts;
 
+  private readonly cluster: boolean;
+
   constructor(redis: Redis | Cluster) {
     if (!('mergeLatest' in redis)) redis.defineCommand('mergeLatest', { numberOfKeys: 1, lua: MERGE_LATEST_LUA });
     this.redis = redis as RedisWithScripts;
+    this.cluster = 'nodes' in redis && typeof redis.nodes === 'function';
+  }
+
+  /**
+   * Runs one command per item in a single round trip and returns the results
+   * in item order. On Redis Cluster a pipeline may only touch one hash slot,
+   * so items are grouped by their key's slot into parallel pipelines.
+   */
+  private async pipelined<T>(items: T[], keyOf: (item: T) => string, add: (pipeline: ChainableCommander, item: T) => void): Promise<unknown[]> {
+    if (items.length === 0) return [];
+    const groups = new Map<number, number[]>();
+    items.forEach((item, i) => {
+      const slot = this.cluster ? calculateSlot(keyOf(item)) : 0;
+      const group = groups.get(slot);
+      if (group) group.push(i);
+      else groups.set(slot, [i]);
+    });
+    const results = new Array<unknown>(items.length);
+    await Promise.all(
+      [...groups.values()].map(async (indexes) => {
+        const pipeline = this.redis.pipeline();
+        for (const i of indexes) add(pipeline, items[i]);
+        const values = await execOrThrow(pipeline.exec());
+        indexes.forEach((itemIndex, n) => {
+          results[itemIndex] = values[n];
+        });
+      }),
+    );
+    return results;
   }
 
   get(key: string): Promise<string | null> {
@@ -45,29 +77,16 @@ export class RedisStore implements HotStore {
   }
 
   async mget(keys: string[]): Promise<Array<string | null>> {
-    if (keys.length === 0) return [];
-    // Per-key GETs in one pipeline rather than MGET: keys of different devices live in different cluster slots.
-    const pipeline = this.redis.pipeline();
-    for (const key of keys) pipeline.get(key);
-    const results = (await pipeline.exec()) ?? [];
-    return results.map(([error, value]) => {
-      if (error) throw error;
-      return value as string | null;
-    });
+    // Per-key GETs rather than MGET: keys of different devices live in different cluster slots.
+    return (await this.pipelined(keys, (k) => k, (p, k) => p.get(k))) as Array<string | null>;
   }
 
   async mset(entries: Array<{ key: string; value: string; ttlS: number }>): Promise<void> {
-    if (entries.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const e of entries) pipeline.set(e.key, e.value, 'EX', e.ttlS);
-    await execOrThrow(pipeline.exec());
+    await this.pipelined(entries, (e) => e.key, (p, e) => p.set(e.key, e.value, 'EX', e.ttlS));
   }
 
   async del(keys: string[]): Promise<number> {
-    if (keys.length === 0) return 0;
-    const pipeline = this.redis.pipeline();
-    for (const key of keys) pipeline.unlink(key);
-    const results = await execOrThrow(pipeline.exec());
+    const results = await this.pipelined(keys, (k) => k, (p, k) => p.unlink(k));
     return results.reduce((n: number, value) => n + Number(value), 0);
   }
 
@@ -87,18 +106,16 @@ export class RedisStore implements HotStore {
   }
 
   async mergeLatest(updates: LatestUpdate[], ttlS: number, complete: boolean): Promise<void> {
-    if (updates.length === 0) return;
-    const pipeline = this.redis.pipeline() as unknown as {
-      mergeLatest(key: string, ...args: Array<string | number>): void;
-      exec(): Promise<Array<[Error | null, unknown]> | null>;
-    };
     const ttlMs = ttlS * 1000;
-    for (const { key, points } of updates) {
-      const args: Array<string | number> = [ttlMs, complete ? '1' : '0'];
-      for (const [metric, ts, value] of points) args.push(metric, ts, value);
-      pipeline.mergeLatest(key, ...args);
-    }
-    await execOrThrow(pipeline.exec());
+    await this.pipelined(
+      updates,
+      (u) => u.key,
+      (pipeline, { key, points }) => {
+        const args: Array<string | number> = [ttlMs, complete ? '1' : '0'];
+        for (const [metric, ts, value] of points) args.push(metric, ts, value);
+        (pipeline as unknown as { mergeLatest(key: string, ...args: Array<string | number>): void }).mergeLatest(key, ...args);
+      },
+    );
   }
 
   async getLatest(key: string): Promise<LatestPoints | null> {

@@ -4,6 +4,7 @@
 // ONCE on a Redis channel; the other instances deliver what they receive.
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { KEY_PREFIX } from '../cache/cache-keys';
 import type { Sample } from '../ingestion/payload-parser';
@@ -32,7 +33,7 @@ export class FanoutService implements OnApplicationShutdown {
   private readonly logger = new Logger('Fanout');
   private readonly byDevice = new Map<string, Set<ClientConnection>>();
   private readonly clients = new Set<ClientConnection>();
-  private subscriber: Redis | undefined;
+  private subscriber: Redis | Cluster | undefined;
   private publishing = true;
   private readonly flushTimer: NodeJS.Timeout;
 

@@ -5,7 +5,7 @@
 // once for everybody: a failed command marks Redis down at once, a PING probe
 // marks it up again, and each change is logged once.
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 
@@ -29,7 +29,7 @@ export function redisOptions(): RedisOptions {
 @Injectable()
 export class RedisConnection implements OnApplicationShutdown {
   private readonly logger = new Logger('Redis');
-  private redis: Redis | undefined;
+  private redis: Redis | Cluster | undefined;
   private up = false;
   private probe: NodeJS.Timeout | undefined;
   private readonly listeners: RedisStateListener[] = [];
@@ -41,7 +41,11 @@ export class RedisConnection implements OnApplicationShutdown {
   ) {}
 
   get configured(): boolean {
-    return this.config.redis.url !== undefined;
+    return this.config.redis.url !== undefined || this.config.redis.clusterNodes !== undefined;
+  }
+
+  get isCluster(): boolean {
+    return this.redis instanceof Cluster;
   }
 
   /** True while commands are expected to succeed. */
@@ -54,14 +58,15 @@ export class RedisConnection implements OnApplicationShutdown {
   }
 
   /** The client; only call commands on it while isUp (or expect fast failures). */
-  get client(): Redis {
+  get client(): Redis | Cluster {
     if (!this.redis) throw new Error('Redis is not configured');
     return this.redis;
   }
 
   /** Creates another connection with the same settings (pub/sub needs its own). */
-  duplicate(): Redis {
-    return this.client.duplicate();
+  duplicate(): Redis | Cluster {
+    const client = this.client;
+    return client instanceof Cluster ? client.duplicate() : client.duplicate();
   }
 
   onStateChange(listener: RedisStateListener): void {
@@ -70,9 +75,8 @@ export class RedisConnection implements OnApplicationShutdown {
 
   async start(): Promise<void> {
     this.metrics.cacheBackendUp.set(0);
-    const url = this.config.redis.url;
-    if (!url) return;
-    const redis = new Redis(url, redisOptions());
+    if (!this.configured) return;
+    const redis = this.create();
     this.redis = redis;
     redis.on('error', (error: Error) => {
       this.lastError = error.message;
@@ -90,6 +94,29 @@ export class RedisConnection implements OnApplicationShutdown {
     await this.check();
     this.probe = setInterval(() => void this.check(), PROBE_INTERVAL_MS);
     this.probe.unref();
+  }
+
+  /**
+   * REDIS_CLUSTER_NODES selects Redis Cluster; credentials and TLS then come
+   * from REDIS_URL when it is also set (its host is ignored).
+   */
+  private create(): Redis | Cluster {
+    const { url, clusterNodes } = this.config.redis;
+    if (!clusterNodes) return new Redis(url as string, redisOptions());
+    const auth = url ? new URL(url) : undefined;
+    return new Cluster(clusterNodes, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+      slotsRefreshTimeout: 1000,
+      redisOptions: {
+        ...redisOptions(),
+        lazyConnect: undefined,
+        username: auth?.username ? decodeURIComponent(auth.username) : undefined,
+        password: auth?.password ? decodeURIComponent(auth.password) : undefined,
+        tls: auth?.protocol === 'rediss:' ? {} : undefined,
+      },
+    });
   }
 
   /** Callers report a failed command; a hung server shows up only this way. */
