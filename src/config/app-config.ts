@@ -14,6 +14,8 @@ export interface AppConfig {
   instanceId: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   trustProxy: boolean;
+  /** Origins allowed to call the API from a browser (CORS); empty = same origin only. */
+  corsOrigins: readonly string[];
   database: { url: string | undefined; dataDir: string };
   redis: { url: string | undefined; clusterNodes: Array<{ host: string; port: number }> | undefined };
   mqtt: { url: string | undefined; embeddedPort: number; deviceTokens: ReadonlyMap<string, string> | undefined };

@@ -85,6 +85,11 @@ const envSchema = z.object({
   WS_RATE_WINDOW_S: seconds.default(60),
   INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must match [A-Za-z0-9_.:-]{1,64}').optional(),
   TRUST_PROXY: flag.optional(),
+  CORS_ORIGINS: z
+    .string()
+    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+    .refine((list) => list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)), 'must be origins like https://grafana.example.com, comma-separated')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   INGEST_MAX_BATCH_SAMPLES: positiveInt.max(100_000).default(5000),
   INGEST_FLUSH_INTERVAL_MS: positiveInt.max(10_000).default(25),
@@ -115,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     instanceId: e.INSTANCE_ID ?? `${hostname()}-${e.PORT}`,
     logLevel: e.LOG_LEVEL,
     trustProxy: e.TRUST_PROXY ?? false,
+    corsOrigins: e.CORS_ORIGINS ?? [],
     database: { url: e.DATABASE_URL, dataDir: e.DATA_DIR },
     redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES },
     mqtt: { url: e.MQTT_URL, embeddedPort: e.MQTT_PORT, deviceTokens: e.DEVICE_TOKENS },

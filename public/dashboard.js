@@ -1,0 +1,563 @@
+// telemetry-hub live dashboard: plain JS, no build step.
+// - devices and their last-seen time from GET api/devices (polled);
+// - the selected device's last 10 minutes from GET api/devices/:id/samples,
+//   then live `sample` events from the WebSocket (`subscribe`), drawn with uPlot;
+// - fleet figures from the WebSocket `dashboard` event.
+// The WebSocket reconnects by itself with exponential backoff, and a
+// RATE_LIMITED answer pauses sending for `retryAfterMs`, then retries the
+// refused request. `?token=` on the page URL is passed on to /ws (WS_TOKEN).
+(() => {
+  'use strict';
+
+  const HISTORY_MS = 10 * 60_000;
+  const MAX_POINTS = 1500;
+  const CHART_HEIGHT = 200;
+  const DEVICES_REFRESH_MS = 10_000;
+  const DASHBOARD_REFRESH_MS = 30_000;
+  const UNITS = { temperature: '°C', humidity: '%', pressure: 'hPa', battery: '%' };
+  const ORDER = ['temperature', 'humidity', 'pressure', 'battery'];
+  const COLORS = ['#e4572e', '#2f6fde', '#7b4fd6', '#1a9c5b', '#d98a04', '#0f8b8d', '#c2417a', '#4a5568'];
+
+  const token = new URLSearchParams(location.search).get('token');
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, className, text) => {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const num = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
+  const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+
+  const state = {
+    devices: [],
+    total: 0,
+    selected: null,
+    /** ts (ms) → { metric: value } for the selected device */
+    points: new Map(),
+    /** metric → { value, ts } */
+    latest: new Map(),
+    charts: new Map(),
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  function ago(ts) {
+    if (!ts) return '';
+    const s = Math.max(0, (Date.now() - ts) / 1000);
+    if (s < 2) return 'just now';
+    if (s < 60) return `${Math.floor(s)} s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+    return `${Math.floor(s / 86400)} d ago`;
+  }
+
+  function activity(ts) {
+    const age = Date.now() - ts;
+    return age < 60_000 ? 'live' : age < 5 * 60_000 ? 'recent' : 'idle';
+  }
+
+  function metricOrder(a, b) {
+    const ia = ORDER.indexOf(a) < 0 ? 99 : ORDER.indexOf(a);
+    const ib = ORDER.indexOf(b) < 0 ? 99 : ORDER.indexOf(b);
+    return ia - ib || a.localeCompare(b);
+  }
+
+  async function getJson(path) {
+    const res = await fetch(path, { headers: { accept: 'application/json' } });
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+    return res.json();
+  }
+
+  // ------------------------------------------------------ connection status
+
+  function notice(text) {
+    const box = $('notice');
+    box.textContent = text || '';
+    box.hidden = !text;
+  }
+
+  function setStatus(kind, text) {
+    $('status').dataset.state = kind;
+    $('status-text').textContent = text;
+  }
+
+  // ------------------------------------------------------------- WebSocket
+  //
+  // One request in flight at a time, chosen from what the page wants: leave
+  // subscriptions that are no longer wanted, subscribe to the selected device,
+  // then fetch the fleet figures if due. So clicking through ten devices sends
+  // only what the last click needs, answers match requests trivially, and a
+  // refused request is simply chosen again once the rate limit allows.
+
+  const ANSWER_TIMEOUT_MS = 15_000;
+
+  const conn = {
+    ws: null,
+    attempt: 0,
+    everOpened: false,
+    /** device ids the server has confirmed as subscribed on this connection */
+    subscribed: new Set(),
+    /** device ids the server refused as invalid: not asked again */
+    refused: new Set(),
+    wantDashboard: true,
+    /** the request waiting for its answer */
+    awaiting: null,
+    answerTimer: null,
+    pausedUntil: 0,
+    pumpTimer: null,
+  };
+
+  function wsUrl() {
+    const url = new URL('ws', location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.search = '';
+    url.hash = '';
+    if (token) url.searchParams.set('token', token);
+    return url.toString();
+  }
+
+  function connect() {
+    setStatus('connecting', 'connecting…');
+    let ws;
+    try {
+      ws = new WebSocket(wsUrl());
+    } catch (error) {
+      scheduleReconnect(`cannot connect (${error.message})`);
+      return;
+    }
+    conn.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      conn.everOpened = true;
+      conn.attempt = 0;
+      conn.wantDashboard = true;
+      if (Date.now() >= conn.pausedUntil) {
+        setStatus('live', 'live');
+        notice('');
+      }
+      pump();
+    };
+    ws.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      onMessage(message);
+    };
+    ws.onclose = (event) => {
+      if (conn.ws !== ws) return;
+      conn.ws = null;
+      conn.subscribed.clear();
+      answered();
+      let reason = opened ? 'connection lost' : 'cannot reach the server';
+      if (event.code === 1008) reason = 'closed by the server (too many messages)';
+      if (event.code === 1001) reason = 'server restarting';
+      if (!conn.everOpened && !token) reason += ' (if the server sets WS_TOKEN, open this page with ?token=…)';
+      scheduleReconnect(reason);
+    };
+  }
+
+  function scheduleReconnect(reason) {
+    const delay = Math.min(30_000, 1000 * 2 ** conn.attempt) * (0.8 + Math.random() * 0.4);
+    conn.attempt++;
+    const at = Date.now() + delay;
+    const tick = () => {
+      if (conn.ws) return;
+      const left = Math.ceil((at - Date.now()) / 1000);
+      if (left <= 0) {
+        connect();
+        return;
+      }
+      setStatus('offline', `offline: ${reason}; retrying in ${left} s`);
+      setTimeout(tick, Math.min(1000, at - Date.now()));
+    };
+    tick();
+  }
+
+  // Retry at once when the network comes back or the tab is shown again.
+  window.addEventListener('online', () => !conn.ws && connect());
+  document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && !conn.ws && connect());
+
+  function nextRequest() {
+    for (const id of conn.subscribed) {
+      if (id !== state.selected) return { event: 'unsubscribe', data: { deviceId: id } };
+    }
+    const id = state.selected;
+    if (id && !conn.subscribed.has(id) && !conn.refused.has(id)) return { event: 'subscribe', data: { deviceId: id } };
+    if (conn.wantDashboard) return { event: 'dashboard', data: {} };
+    return null;
+  }
+
+  function pump() {
+    clearTimeout(conn.pumpTimer);
+    const ws = conn.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || conn.awaiting) return;
+    const wait = conn.pausedUntil - Date.now();
+    if (wait > 0) {
+      conn.pumpTimer = setTimeout(pump, wait);
+      return;
+    }
+    const message = nextRequest();
+    if (!message) return;
+    conn.awaiting = message;
+    ws.send(JSON.stringify(message));
+    // A server that stops answering gets a fresh connection.
+    conn.answerTimer = setTimeout(() => ws.close(4000, 'no answer'), ANSWER_TIMEOUT_MS);
+  }
+
+  function answered() {
+    const request = conn.awaiting;
+    conn.awaiting = null;
+    clearTimeout(conn.answerTimer);
+    return request;
+  }
+
+  function onMessage({ event, data }) {
+    if (event === 'sample') {
+      if (data && data.deviceId === state.selected) addSample(data);
+      return;
+    }
+    const request = answered();
+    if (event === 'error') {
+      onError(data || {}, request);
+    } else {
+      if ($('status').dataset.state === 'limited') {
+        setStatus('live', 'live');
+        notice('');
+      }
+      if (event === 'subscribed') {
+        conn.subscribed.add(data.deviceId);
+        if (data.deviceId === state.selected) {
+          // Now subscribed: fetch what arrived since the newest point shown
+          // (while subscribing, or while disconnected). Duplicates merge by time.
+          const since = newestTs();
+          if (data.latest) addSample(data.latest);
+          loadHistory(data.deviceId, since);
+        }
+      } else if (event === 'unsubscribed') {
+        conn.subscribed.delete(data.deviceId);
+      } else if (event === 'dashboard') {
+        conn.wantDashboard = false;
+        renderKpis(data);
+      }
+    }
+    pump();
+  }
+
+  function onError(error, request) {
+    if (error.code === 'RATE_LIMITED') {
+      // Not processed: wait as told, then the same request is chosen again.
+      const wait = Math.max(100, Number(error.retryAfterMs) || 1000) + 100;
+      conn.pausedUntil = Date.now() + wait;
+      setStatus('limited', 'rate limited');
+      notice(`The server is rate-limiting this page; trying again in ${Math.ceil(wait / 1000)} s.`);
+      return;
+    }
+    console.warn('dashboard: request refused', request, error);
+    if (error.code === 'BAD_REQUEST' && request) {
+      if (request.event === 'subscribe') conn.refused.add(request.data.deviceId);
+      if (request.event === 'unsubscribe') conn.subscribed.delete(request.data.deviceId);
+      if (request.event === 'dashboard') conn.wantDashboard = false;
+    } else {
+      conn.pausedUntil = Date.now() + 2000; // a transient failure: try again shortly
+    }
+  }
+
+  // ---------------------------------------------------------------- devices
+
+  const deviceItems = new Map();
+
+  async function loadDevices() {
+    try {
+      const page = await getJson('api/devices?limit=1000');
+      state.devices = page.items;
+      state.total = page.total;
+      renderDevices();
+    } catch (error) {
+      console.warn('dashboard: device list', error);
+    }
+  }
+
+  function renderDevices() {
+    const filter = $('device-filter').value.trim().toLowerCase();
+    const list = $('device-list');
+    const shown = state.devices.filter((d) => d.id.toLowerCase().includes(filter));
+    const keep = new Set(shown.map((d) => d.id));
+    for (const [id, item] of deviceItems) {
+      if (!keep.has(id)) {
+        item.li.remove();
+        deviceItems.delete(id);
+      }
+    }
+    for (const device of shown) {
+      let item = deviceItems.get(device.id);
+      if (!item) {
+        const li = el('li');
+        const button = el('button');
+        button.type = 'button';
+        button.dataset.deviceId = device.id;
+        const dot = el('span', 'activity');
+        const seen = el('span', 'seen');
+        button.append(dot, el('span', 'id', device.id), seen);
+        button.addEventListener('click', () => select(device.id));
+        li.append(button);
+        item = { li, button, dot, seen };
+        deviceItems.set(device.id, item);
+      }
+      item.lastSeen = Date.parse(device.lastSeen);
+      list.append(item.li); // keeps the order of the answer (by id)
+    }
+    const count = state.total > state.devices.length ? `${state.devices.length} of ${state.total}` : `${state.total}`;
+    $('device-count').textContent = count;
+    refreshTimes();
+  }
+
+  function refreshTimes() {
+    for (const [id, item] of deviceItems) {
+      item.seen.textContent = ago(item.lastSeen);
+      item.dot.dataset.level = activity(item.lastSeen);
+      item.button.setAttribute('aria-current', String(id === state.selected));
+    }
+    for (const card of $('latest').children) {
+      card.querySelector('.when').textContent = ago(Number(card.dataset.ts));
+    }
+    const newest = newestTs();
+    $('empty').hidden = newest > 0;
+    $('device-info').textContent = state.selected
+      ? `${num.format(countPoints())} points · last sample ${newest ? ago(newest) : '—'}`
+      : '';
+  }
+
+  // ------------------------------------------------------- selected device
+
+  function select(id) {
+    if (id === state.selected) return;
+    state.selected = id;
+    state.points = new Map();
+    state.latest = new Map();
+    for (const chart of state.charts.values()) chart.plot.destroy();
+    state.charts.clear();
+    $('charts').replaceChildren();
+    $('charts').dataset.points = '0';
+    $('latest').replaceChildren();
+    $('device-title').textContent = id;
+    $('empty').textContent = 'Waiting for samples…';
+    history.replaceState(null, '', `${location.search}#${encodeURIComponent(id)}`);
+    loadHistory(id);
+    pump(); // unsubscribes the previous device, subscribes to this one
+    refreshTimes();
+  }
+
+  /** Loads the device's samples since `sinceMs` (default: the whole window). */
+  async function loadHistory(id, sinceMs) {
+    const from = new Date(Math.max(Date.now() - HISTORY_MS, sinceMs || 0)).toISOString();
+    try {
+      const { items } = await getJson(
+        `api/devices/${encodeURIComponent(id)}/samples?from=${encodeURIComponent(from)}&limit=${MAX_POINTS * 4}`,
+      );
+      if (state.selected !== id) return;
+      const byTs = new Map();
+      for (const { ts, metric, value } of items) {
+        const metrics = byTs.get(ts) || {};
+        metrics[metric] = value;
+        byTs.set(ts, metrics);
+      }
+      for (const [ts, metrics] of byTs) addSample({ ts, metrics }, true);
+      scheduleDraw();
+    } catch (error) {
+      console.warn('dashboard: history', error);
+    }
+  }
+
+  function addSample({ ts, metrics }, quiet) {
+    const t = typeof ts === 'number' ? ts : Date.parse(ts);
+    if (!Number.isFinite(t) || !metrics) return;
+    const row = state.points.get(t) || {};
+    Object.assign(row, metrics);
+    state.points.set(t, row);
+    for (const [name, value] of Object.entries(metrics)) {
+      const current = state.latest.get(name);
+      if (!current || current.ts <= t) state.latest.set(name, { value, ts: t, fresh: !quiet });
+    }
+    const item = deviceItems.get(state.selected);
+    if (item && t > (item.lastSeen || 0)) item.lastSeen = t;
+    if (!quiet) scheduleDraw();
+  }
+
+  function newestTs() {
+    let newest = 0;
+    for (const t of state.points.keys()) if (t > newest) newest = t;
+    return newest;
+  }
+
+  function countPoints() {
+    return Number($('charts').dataset.points) || 0;
+  }
+
+  function prune() {
+    const newest = newestTs();
+    const times = [...state.points.keys()].sort((a, b) => a - b);
+    const cut = Math.max(times.length - MAX_POINTS, 0);
+    times.forEach((t, i) => {
+      if (i < cut || t < newest - HISTORY_MS) state.points.delete(t);
+    });
+  }
+
+  // ------------------------------------------------------------- drawing
+
+  let drawPending = false;
+  let lastDraw = 0;
+  function scheduleDraw() {
+    if (drawPending) return;
+    drawPending = true;
+    const wait = Math.max(0, 250 - (Date.now() - lastDraw));
+    setTimeout(() => requestAnimationFrame(draw), wait);
+  }
+
+  function draw() {
+    drawPending = false;
+    lastDraw = Date.now();
+    prune();
+    renderLatest();
+    renderCharts();
+    refreshTimes();
+  }
+
+  function renderLatest() {
+    const box = $('latest');
+    const names = [...state.latest.keys()].sort(metricOrder);
+    for (const name of names) {
+      const { value, ts, fresh } = state.latest.get(name);
+      let card = box.querySelector(`[data-metric="${CSS.escape(name)}"]`);
+      if (!card) {
+        card = el('div', 'metric-card');
+        card.dataset.metric = name;
+        const line = el('div');
+        line.append(el('span', 'value'), el('span', 'unit', UNITS[name] || ''));
+        card.append(el('div', 'name', name), line, el('div', 'when muted'));
+        box.append(card);
+      }
+      if (card.dataset.value !== String(value) || card.dataset.ts !== String(ts)) {
+        card.dataset.value = String(value);
+        card.dataset.ts = String(ts);
+        card.querySelector('.value').textContent = num.format(value);
+        if (fresh) {
+          card.classList.add('updated');
+          requestAnimationFrame(() => requestAnimationFrame(() => card.classList.remove('updated')));
+        }
+      }
+    }
+    box.dataset.ts = String(newestTs());
+  }
+
+  /** [x seconds[], y[]] for one metric, with a null where the device was silent. */
+  function seriesOf(name, times) {
+    const xs = [];
+    const ys = [];
+    const gaps = [];
+    for (let i = 1; i < times.length; i++) gaps.push(times[i] - times[i - 1]);
+    gaps.sort((a, b) => a - b);
+    const median = gaps.length ? gaps[Math.floor(gaps.length / 2)] : 0;
+    const gapMs = Math.max(10_000, median * 5);
+    let previous;
+    for (const t of times) {
+      const value = state.points.get(t)[name];
+      if (typeof value !== 'number') continue;
+      if (previous !== undefined && t - previous > gapMs) {
+        xs.push((previous + t) / 2000);
+        ys.push(null);
+      }
+      xs.push(t / 1000);
+      ys.push(value);
+      previous = t;
+    }
+    return [xs, ys];
+  }
+
+  function chartWidth(node) {
+    return Math.max(200, node.clientWidth - 8);
+  }
+
+  function createChart(name, index) {
+    const node = el('div', 'chart');
+    node.dataset.metric = name;
+    const title = el('h3', '', name);
+    if (UNITS[name]) title.append(' ', el('span', '', UNITS[name]));
+    node.append(title);
+    $('charts').append(node);
+    const color = COLORS[index % COLORS.length];
+    const axis = { stroke: '#6b7588', grid: { stroke: '#eef1f5', width: 1 }, ticks: { show: false }, font: '11px system-ui, sans-serif' };
+    const plot = new uPlot(
+      {
+        width: chartWidth(node),
+        height: CHART_HEIGHT,
+        legend: { show: false },
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: true } },
+        series: [
+          {},
+          { label: name, stroke: color, width: 1.5, points: { show: false }, spanGaps: false },
+        ],
+        axes: [
+          { ...axis, size: 34, values: (u, values) => values.map((v) => clock.format(v * 1000)) },
+          { ...axis, size: 60, values: (u, values) => values.map((v) => num.format(v)) },
+        ],
+      },
+      [[], []],
+      node,
+    );
+    return { node, plot };
+  }
+
+  function renderCharts() {
+    const times = [...state.points.keys()].sort((a, b) => a - b);
+    const names = new Set();
+    for (const t of times) for (const name of Object.keys(state.points.get(t))) names.add(name);
+    let total = 0;
+    [...names].sort(metricOrder).forEach((name, index) => {
+      let chart = state.charts.get(name);
+      if (!chart) {
+        chart = createChart(name, index);
+        state.charts.set(name, chart);
+      }
+      chart.plot.setData(seriesOf(name, times));
+      const plotted = chart.plot.data[1].filter((v) => v !== null).length;
+      chart.node.dataset.points = String(plotted);
+      total += plotted;
+    });
+    $('charts').dataset.points = String(total);
+  }
+
+  new ResizeObserver(() => {
+    for (const { node, plot } of state.charts.values()) plot.setSize({ width: chartWidth(node), height: CHART_HEIGHT });
+  }).observe($('charts'));
+
+  // ------------------------------------------------------------- fleet KPIs
+
+  function renderKpis(d) {
+    $('kpi-devices').textContent = num.format(d.devices);
+    $('kpi-active').textContent = num.format(d.activeDevices);
+    $('kpi-samples').textContent = num.format(Math.round(d.samplesLastHour));
+    $('kpi-rate').textContent = d.ingestRatePerSec.toFixed(1);
+  }
+
+  // ------------------------------------------------------------------ start
+
+  $('device-filter').addEventListener('input', renderDevices);
+  setInterval(loadDevices, DEVICES_REFRESH_MS);
+  setInterval(() => {
+    conn.wantDashboard = true;
+    pump();
+  }, DASHBOARD_REFRESH_MS);
+  setInterval(refreshTimes, 1000);
+
+  const initial = decodeURIComponent(location.hash.slice(1));
+  loadDevices().then(() => {
+    if (initial) select(initial);
+  });
+  connect();
+})();

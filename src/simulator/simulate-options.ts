@@ -1,0 +1,194 @@
+// Command-line options of `npm run simulate`, parsed with commander into either
+// validated options, the help text, or one clear error message (the CLI exits
+// with code 2 on an error). No process access here, so the spec can call it.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEVICE_ID_PATTERN } from '../ingestion/payload-parser';
+
+export interface SimulatorOptions {
+  /** Number of simulated devices. */
+  devices: number;
+  /** Messages per second in total, over all devices (not per device). */
+  rate: number;
+  /** Seconds to run. */
+  duration: number;
+  qos: 0 | 1;
+  /** Broker URL; credentials may be in it (`mqtt://user:pass@host:1883`). */
+  url: string;
+  /** Fraction of messages deliberately malformed, 0..1. */
+  badRatio: number;
+  /** Device ids are `<prefix>001`, `<prefix>002`, … */
+  prefix: string;
+  /** Seed for the signals (same seed, same curves). */
+  seed: number;
+  /** Unacknowledged QoS 1 messages allowed before publishing pauses. */
+  maxInflight: number;
+  /** Minutes of history to publish first (batches with past timestamps), 0 = none. */
+  backfill: number;
+}
+
+export const DEFAULT_OPTIONS: SimulatorOptions = {
+  devices: 100,
+  rate: 50,
+  duration: 60,
+  qos: 1,
+  url: 'mqtt://127.0.0.1:1883',
+  badRatio: 0,
+  prefix: 'sim-',
+  seed: 1,
+  maxInflight: 1000,
+  backfill: 0,
+};
+
+export type ParseOutcome =
+  | { kind: 'run'; options: SimulatorOptions }
+  | { kind: 'help'; text: string }
+  | { kind: 'error'; message: string };
+
+const MQTT_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']);
+
+function wholeNumber(min: number, max: number) {
+  return (value: string): number => {
+    const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`Expected a whole number from ${min} to ${max}.`);
+    }
+    return n;
+  };
+}
+
+function decimal(min: number, max: number, { exclusiveMin = false } = {}) {
+  return (value: string): number => {
+    const n = /^(\d+(\.\d*)?|\.\d+)$/.test(value.trim()) ? Number(value) : NaN;
+    if (!Number.isFinite(n) || n > max || n < min || (exclusiveMin && n === min)) {
+      throw new InvalidArgumentError(
+        exclusiveMin ? `Expected a number greater than ${min} and at most ${max}.` : `Expected a number from ${min} to ${max}.`,
+      );
+    }
+    return n;
+  };
+}
+
+function brokerUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('Expected a broker URL such as mqtt://127.0.0.1:1883.');
+  }
+  if (!MQTT_PROTOCOLS.has(url.protocol) || !url.hostname) {
+    throw new InvalidArgumentError('Expected mqtt://, mqtts://, ws:// or wss:// with a host, e.g. mqtt://127.0.0.1:1883.');
+  }
+  return value;
+}
+
+function devicePrefix(value: string): string {
+  // The longest id is the prefix plus up to 6 digits; ids must match the contract.
+  if (!DEVICE_ID_PATTERN.test(`${value}000000`)) {
+    throw new InvalidArgumentError('Device ids must match [A-Za-z0-9_.:-]{1,64}: use letters, digits, _ . : - (at most 58).');
+  }
+  return value;
+}
+
+function buildCommand(output: { out: string; err: string }): Command {
+  const d = DEFAULT_OPTIONS;
+  return new Command()
+    .name('npm run simulate --')
+    .description(
+      'Publish realistic sensor telemetry (temperature, humidity, pressure, battery) from simulated devices ' +
+        'to devices/<id>/telemetry, one sample per message.',
+    )
+    .addOption(new Option('--devices <n>', 'number of simulated devices').default(d.devices).argParser(wholeNumber(1, 100_000)))
+    .addOption(
+      new Option('--rate <msgs>', 'messages per second in total, over all devices (each device reports every devices/rate s)')
+        .default(d.rate)
+        .argParser(decimal(0, 100_000, { exclusiveMin: true })),
+    )
+    .addOption(new Option('--duration <s>', 'seconds to run').default(d.duration).argParser(decimal(0, 7 * 86_400, { exclusiveMin: true })))
+    .addOption(new Option('--qos <0|1>', 'MQTT QoS of every message').default(String(d.qos)).choices(['0', '1']))
+    .addOption(new Option('--url <url>', 'broker URL, credentials allowed (mqtt://user:pass@host:1883)').default(d.url).argParser(brokerUrl))
+    .addOption(
+      new Option('--backfill <minutes>', 'first publish this many minutes of history per device, in batches (charts start full)')
+        .default(d.backfill)
+        .argParser(decimal(0, 24 * 60)),
+    )
+    .addOption(
+      new Option('--bad-ratio <fraction>', 'fraction of messages sent malformed on purpose (0..1), to exercise rejection')
+        .default(d.badRatio)
+        .argParser(decimal(0, 1)),
+    )
+    .addOption(new Option('--prefix <text>', 'device id prefix: ids are <prefix>001, <prefix>002, …').default(d.prefix).argParser(devicePrefix))
+    .addOption(new Option('--seed <n>', 'seed of the signals: the same seed gives the same curves').default(d.seed).argParser(wholeNumber(0, 2 ** 32 - 1)))
+    .addOption(
+      new Option('--max-inflight <n>', 'QoS 1 messages awaiting PUBACK before publishing pauses')
+        .default(d.maxInflight)
+        .argParser(wholeNumber(1, 1_000_000)),
+    )
+    .helpOption('-h, --help', 'show this help')
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => {
+        output.out += text;
+      },
+      writeErr: (text) => {
+        output.err += text;
+      },
+      outputError: (text, write) => write(text),
+    });
+}
+
+/** Parses the user's arguments (without `node` and the script path). */
+export function parseSimulatorArgs(argv: readonly string[]): ParseOutcome {
+  const output = { out: '', err: '' };
+  const command = buildCommand(output);
+  try {
+    command.parse([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help') {
+        return { kind: 'help', text: output.out || command.helpInformation() };
+      }
+      const message = (output.err || error.message).trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+      return { kind: 'error', message };
+    }
+    throw error;
+  }
+  const o = command.opts<{
+    devices: number;
+    rate: number;
+    duration: number;
+    qos: string;
+    url: string;
+    badRatio: number;
+    prefix: string;
+    seed: number;
+    maxInflight: number;
+    backfill: number;
+  }>();
+  return {
+    kind: 'run',
+    options: {
+      devices: o.devices,
+      rate: o.rate,
+      duration: o.duration,
+      qos: o.qos === '0' ? 0 : 1,
+      url: o.url,
+      badRatio: o.badRatio,
+      prefix: o.prefix,
+      seed: o.seed,
+      maxInflight: o.maxInflight,
+      backfill: o.backfill,
+    },
+  };
+}
+
+/** The broker URL with any password replaced, for output. */
+export function maskUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString().replace(/\/$/, '');
+  } catch {
+    return value;
+  }
+}
