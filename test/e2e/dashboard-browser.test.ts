@@ -1,7 +1,8 @@
 // The live dashboard (CONTRACT §4 `GET /`, fed by §5) in a real browser: the
 // app runs in-process in embedded mode, the simulator publishes to its broker,
 // headless Chromium opens the page, picks a device, and live points must reach
-// the uPlot charts and the latest values. Saves docs/dashboard.png.
+// the uPlot charts and the latest values. Saves a screenshot: to
+// docs/dashboard.png (the README's) with UPDATE_SCREENSHOT=1, else to a temp dir.
 //
 // Needs /usr/bin/chromium (`apt-get install -y chromium`): skipped without it,
 // except under CI=true, where its absence fails the run.
@@ -27,7 +28,10 @@ const CHROMIUM_FLAGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-const SCREENSHOT = join(__dirname, '..', '..', 'docs', 'dashboard.png');
+const SCREENSHOT =
+  process.env.UPDATE_SCREENSHOT === '1'
+    ? join(__dirname, '..', '..', 'docs', 'dashboard.png')
+    : join(tmpdir(), `telemetry-hub-dashboard-${process.pid}.png`);
 const DEVICE = 'sim-001';
 
 const haveChromium = existsSync(CHROMIUM);
