@@ -66,6 +66,12 @@ export class IngestBatcher {
     this.listeners.push(listener);
   }
 
+  /** Updated per batch (cut and commit), not per message. */
+  private updateGauges(): void {
+    this.metrics.ingestPending.set(this.pending);
+    this.metrics.ingestWaiting.set(this.waiting.length);
+  }
+
   get pendingMessages(): number {
     return this.pending;
   }
@@ -127,6 +133,7 @@ export class IngestBatcher {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    this.updateGauges();
     if (this.current.samples.length === 0) return;
     this.queued.push(this.current);
     this.current = new Batch();
@@ -189,6 +196,7 @@ export class IngestBatcher {
     }
     // While shutting down, what was waiting is written at once rather than after the flush interval.
     if (this.draining) this.cut();
+    this.updateGauges();
     if (this.waiting.length > 0) return;
     if (this.pending === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;

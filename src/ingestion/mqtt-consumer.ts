@@ -63,7 +63,10 @@ export class MqttConsumer implements MessageSource {
       reconnectPeriod: 1000,
       connectTimeout: 5000,
       keepalive: 30,
-      resubscribe: true,
+      // We subscribe ourselves on every CONNACK: mqtt.js re-subscribes only when
+      // the session is gone, but a restarted Mosquitto restores the session
+      // without its $share subscription, and then nothing would arrive.
+      resubscribe: false,
     });
     this.client = client;
     // Must be in place before CONNACK: a persistent session's backlog arrives right after it.
@@ -112,7 +115,14 @@ export class MqttConsumer implements MessageSource {
     const client = this.client;
     this.client = undefined;
     if (!client) return;
-    await client.endAsync(false);
+    // Let the last PUBACKs (uncorked on the next tick) reach the socket, then
+    // disconnect; don't wait forever for a broker that no longer answers.
+    await new Promise((resolve) => setImmediate(resolve));
+    const ended = await Promise.race([
+      client.endAsync(false).then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 3000).unref()),
+    ]);
+    if (!ended) client.end(true);
     this.isConnected = false;
   }
 
@@ -128,7 +138,15 @@ export class MqttConsumer implements MessageSource {
   }
 
   private onMessage(packet: IPublishPacket, done: (error?: Error) => void): void {
-    if (this.paused) return; // never acknowledged: stays with the broker
+    if (this.paused) {
+      // Shutting down: keep reading (so the socket can close cleanly) but never
+      // acknowledge: the broker redelivers this message after the restart.
+      if (packet.qos === 1 && packet.messageId !== undefined) {
+        this.acks.set(packet.messageId, { generation: this.generation, settled: false, held: false });
+      }
+      done();
+      return;
+    }
     // Back-pressure: when the batcher is full, done() waits until it takes the
     // message, and mqtt.js reads nothing more from the socket until then.
     this.handOver(packet, () => done());

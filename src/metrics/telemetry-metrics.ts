@@ -82,6 +82,16 @@ export class TelemetryMetrics {
     help: 'Samples not sent to a slow WebSocket client (superseded by a newer one)',
     registers: [this.registry],
   });
+  readonly ingestPending = new Gauge({
+    name: 'telemetry_ingest_pending_messages',
+    help: 'Messages taken from the broker and not yet committed and acknowledged (bounded by INGEST_MAX_PENDING_MESSAGES)',
+    registers: [this.registry],
+  });
+  readonly ingestWaiting = new Gauge({
+    name: 'telemetry_ingest_waiting_messages',
+    help: 'Messages offered while the batcher was full, waiting for a free slot',
+    registers: [this.registry],
+  });
   readonly fanoutUnpublished = new Counter({
     name: 'telemetry_fanout_unpublished_total',
     help: 'Committed batches delivered only to this instance\'s WebSocket clients because Redis was unavailable',

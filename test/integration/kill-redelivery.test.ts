@@ -31,70 +31,33 @@ import { Client } from 'pg';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { PrivateMosquitto } from '../support/private-mosquitto';
-import { connectDevice, telemetryTopic } from '../support/publisher';
+import { connectDevice } from '../support/publisher';
 import { clearSession } from '../support/mqtt-session';
 import { waitFor } from '../support/free-port';
-import { type AppProcess, buildService, metricValue, startAppProcess } from '../support/app-process';
+import { type AppProcess, buildService, startAppProcess } from '../support/app-process';
+import {
+  METRICS,
+  createLoad,
+  expectNoRejections,
+  ingested,
+  newProgress,
+  partialMessages,
+  publishWindowed,
+  received,
+  sampleCount as countSamples,
+  verifyStoredExactlyOnce,
+  waitUntilIdle,
+  waitUntilStored,
+} from '../support/load-check';
 
 const MESSAGES = 20_000;
 const DEVICES = 200;
-const METRICS = ['temperature', 'humidity', 'pressure', 'voltage'] as const;
-const EXPECTED_SAMPLES = MESSAGES * METRICS.length;
+const load = createLoad({ prefix: 'kr', messages: MESSAGES, devices: DEVICES });
+const EXPECTED_SAMPLES = load.expectedSamples;
 const WINDOW = 500; // un-acked publishes the publisher keeps in flight
 const KILL_AFTER_SAMPLES = Math.floor(EXPECTED_SAMPLES * 0.05);
 const INSTANCE_ID = 'kill-redelivery';
 const CLIENT_ID = `telemetry-hub-${INSTANCE_ID}`;
-const HOUR = 3_600_000;
-// A few hours in the recent past (inside the accepted range whatever the date), 97 s between a device's points.
-const BASE_TS = Math.floor(Date.now() / HOUR) * HOUR - 6 * HOUR + 40 * 60_000;
-const STEP_MS = 97_000;
-
-interface Point {
-  deviceId: string;
-  ts: number;
-  values: number[];
-}
-
-function point(i: number): Point {
-  const deviceId = `kr-${String(i % DEVICES).padStart(3, '0')}`;
-  const ts = BASE_TS + Math.floor(i / DEVICES) * STEP_MS;
-  // Multiples of 1/8 are exact in binary: sums are exact whatever the order.
-  const values = METRICS.map((_, m) => ((i * 37 + m * 101) % 1000) / 8 - 40 * m);
-  return { deviceId, ts, values };
-}
-
-const points = Array.from({ length: MESSAGES }, (_, i) => point(i));
-const messages = points.map((p) => ({
-  topic: telemetryTopic(p.deviceId),
-  payload: JSON.stringify({ ts: p.ts, metrics: Object.fromEntries(METRICS.map((name, m) => [name, p.values[m]])) }),
-}));
-
-/** Publishes everything at QoS 1 with at most `window` un-acked; `acked` counts broker PUBACKs. */
-function publishWindowed(client: MqttClient, window: number, progress: { acked: number }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let next = 0;
-    let inFlight = 0;
-    const pump = () => {
-      while (inFlight < window && next < messages.length) {
-        const m = messages[next++];
-        inFlight++;
-        client.publish(m.topic, m.payload, { qos: 1 }, (error) => {
-          inFlight--;
-          if (error) {
-            reject(error);
-            return;
-          }
-          progress.acked++;
-          if (progress.acked === messages.length) resolve();
-          else pump();
-        });
-      }
-    };
-    pump();
-  });
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker redelivery', () => {
   let broker: PrivateMosquitto;
@@ -121,10 +84,7 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
     await db?.drop();
   }, 60_000);
 
-  async function sampleCount(): Promise<number> {
-    const [row] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM samples`);
-    return row.n;
-  }
+  const sampleCount = () => countSamples(db);
 
   /** The service's PostgreSQL sessions (application_name telemetry-hub) on our database. */
   async function serviceBackends(): Promise<Array<{ pid: number; state: string | null; waiting: boolean }>> {
@@ -133,9 +93,6 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
        WHERE datname = current_database() AND application_name = 'telemetry-hub' ORDER BY pid`,
     );
   }
-
-  const received = (text: string) => metricValue(text, 'telemetry_messages_received_total');
-  const ingested = (text: string) => metricValue(text, 'telemetry_samples_ingested_total');
 
   it('stores every acknowledged point exactly once across a SIGKILL and keeps rollups exact', async () => {
     const started = Date.now();
@@ -146,8 +103,8 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
     await first.waitForOutput(/^(?=.*"msg":"subscribed")(?=.*"clientId":"telemetry-hub-kill-redelivery")/, 10_000);
 
     device = await connectDevice(broker.url, { clientId: `kr-publisher-${process.pid}` });
-    const progress = { acked: 0 };
-    const published = publishWindowed(device, WINDOW, progress);
+    const progress = newProgress();
+    const published = publishWindowed(device, load, { window: WINDOW }, progress);
     published.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
 
     // 1. Let part of the stream commit.
@@ -182,11 +139,7 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
 
     const receivedByFirst = received(scraped);
     // Each message is one statement's worth: no message is partially stored after the crash.
-    const [partial] = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM (SELECT device_id, ts FROM samples GROUP BY 1, 2 HAVING count(*) <> $1) p`,
-      [METRICS.length],
-    );
-    expect(partial.n).toBe(0);
+    expect(await partialMessages(db)).toBe(0);
     expect(committedByFirst % METRICS.length).toBe(0);
     const committedMessagesByFirst = committedByFirst / METRICS.length;
     expect(committedByFirst).toBeGreaterThanOrEqual(KILL_AFTER_SAMPLES);
@@ -213,72 +166,14 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
     expect(progress.acked).toBe(MESSAGES);
 
     // Done when every point is there, or (failure) when the second process has been idle for 2 s.
-    let last = { received: -1, ingested: -1, at: Date.now() };
-    await waitFor(
-      async () => {
-        if ((await sampleCount()) >= EXPECTED_SAMPLES) return true;
-        const text = await second.metrics();
-        const now = { received: received(text), ingested: ingested(text), at: Date.now() };
-        if (now.received !== last.received || now.ingested !== last.ingested) last = now;
-        return Date.now() - last.at >= 2000;
-      },
-      40_000,
-      `${EXPECTED_SAMPLES} samples`,
-    );
+    await waitUntilStored(db, load, second);
     // Let redeliveries still on their way land (they must not add or change anything).
-    await sleep(300);
-    let final = await second.metrics();
-    await waitFor(
-      async () => {
-        await sleep(300);
-        const text = await second.metrics();
-        const stable = received(text) === received(final) && ingested(text) === ingested(final);
-        final = text;
-        return stable;
-      },
-      15_000,
-      'the second process to go idle',
-    );
+    const final = await waitUntilIdle(second);
     expect(await sampleCount()).toBe(EXPECTED_SAMPLES);
 
-    // (a) every published point exactly once, with its value.
-    const [counts] = await db.query<{ total: number; distinct: number }>(
-      `SELECT count(*)::int AS total, count(DISTINCT (device_id, metric, ts))::int AS distinct FROM samples`,
-    );
-    expect(counts).toEqual({ total: EXPECTED_SAMPLES, distinct: EXPECTED_SAMPLES });
-    const expectedRows = { devices: [] as string[], metrics: [] as string[], times: [] as string[], values: [] as number[] };
-    for (const p of points) {
-      METRICS.forEach((name, m) => {
-        expectedRows.devices.push(p.deviceId);
-        expectedRows.metrics.push(name);
-        expectedRows.times.push(new Date(p.ts).toISOString());
-        expectedRows.values.push(p.values[m]);
-      });
-    }
-    const missing = await db.query<{ device_id: string; metric: string; ts: Date; want: number; got: number | null }>(
-      `SELECT e.device_id, e.metric, e.ts, e.value AS want, s.value AS got
-       FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[]) AS e(device_id, metric, ts, value)
-       LEFT JOIN samples s ON s.device_id = e.device_id AND s.metric = e.metric AND s.ts = e.ts
-       WHERE s.value IS DISTINCT FROM e.value
-       LIMIT 20`,
-      [expectedRows.devices, expectedRows.metrics, expectedRows.times, expectedRows.values],
-    );
-    expect(missing).toEqual([]);
-    const [deviceRows] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices`);
-    expect(deviceRows.n).toBe(DEVICES);
-
-    // (b) hourly rollups equal GROUP BY date_trunc('hour', ts, 'UTC') over samples.
-    type Rollup = { device_id: string; metric: string; bucket: Date; count: number; sum: number; min: number; max: number };
-    const grouped = await db.query<Rollup>(
-      `SELECT device_id, metric, date_trunc('hour', ts, 'UTC') AS bucket, count(*)::int AS count, sum(value) AS sum, min(value) AS min, max(value) AS max
-       FROM samples GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-    );
-    const rollups = await db.query<Rollup>(`SELECT device_id, metric, bucket, count::int AS count, sum, min, max FROM hourly_aggregates ORDER BY 1, 2, 3`);
-    expect(grouped.length).toBeGreaterThan(DEVICES * METRICS.length * 2); // several buckets per series
-    const exact = (r: Rollup) => [r.device_id, r.metric, r.bucket.getTime(), r.count, r.min, r.max];
-    expect(rollups.map(exact)).toEqual(grouped.map(exact));
-    rollups.forEach((row, i) => expect(row.sum).toBeCloseTo(grouped[i].sum, 6));
-    expect(rollups.reduce((n, r) => n + r.count, 0)).toBe(EXPECTED_SAMPLES);
+    // (a) every published point exactly once, with its value; (b) hourly rollups equal
+    // GROUP BY date_trunc('hour', ts, 'UTC') over samples (see load-check.ts).
+    await verifyStoredExactlyOnce(db, load);
 
     // (c) redelivery really happened, both kinds, and stored nothing twice.
     const receivedBySecond = received(final);
@@ -292,9 +187,7 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
     expect(storedButUnacked).toBeGreaterThan(0);
     // Messages that reached the service twice (= heldAtKill + storedButUnacked; reported, not asserted).
     const redeliveredAtLeast = receivedByFirst + receivedBySecond - MESSAGES;
-    for (const reason of ['invalid_json', 'invalid_shape', 'invalid_timestamp']) {
-      expect(metricValue(final, 'telemetry_messages_rejected_total', { reason })).toBe(0);
-    }
+    expectNoRejections(final);
     observed = { committedByFirst, ingestedBySecond: ingested(final) };
 
     const summary = {
