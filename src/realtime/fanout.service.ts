@@ -34,6 +34,12 @@ export class FanoutService implements OnApplicationShutdown {
   private readonly byDevice = new Map<string, Set<ClientConnection>>();
   private readonly clients = new Set<ClientConnection>();
   private subscriber: Redis | Cluster | undefined;
+  /**
+   * Its own connection, with a timeout far above the cache's 80 ms: a publish
+   * that is merely slow on a busy machine must not count as failed, and one
+   * timed-out cache read must not stop live delivery to other instances.
+   */
+  private publisher: Redis | Cluster | undefined;
   private publishing = true;
   private readonly flushTimer: NodeJS.Timeout;
 
@@ -50,6 +56,10 @@ export class FanoutService implements OnApplicationShutdown {
 
   async start(): Promise<void> {
     if (!this.redis.configured) return;
+    const publisher = this.redis.duplicate({ commandTimeout: 2000 });
+    this.publisher = publisher;
+    publisher.on('error', () => undefined);
+    await publisher.connect().catch(() => undefined);
     const subscriber = this.redis.duplicate();
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined); // state changes are logged by RedisConnection
@@ -95,19 +105,19 @@ export class FanoutService implements OnApplicationShutdown {
     if (samples.length === 0) return;
     const events = toSampleEvents(samples);
     this.deliver(events);
-    if (!this.redis.configured) return;
-    if (!this.redis.isUp) {
+    const publisher = this.publisher;
+    if (!publisher) return;
+    if (publisher.status !== 'ready') {
       this.metrics.fanoutUnpublished.inc();
       this.setPublishing(false);
       return;
     }
     // "<origin>\n<json>": every instance, the sender included, receives each
     // message; the prefix lets the sender skip its own without parsing it.
-    this.redis.client.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify(events)}`).then(
+    publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify(events)}`).then(
       () => this.setPublishing(true),
-      (error: unknown) => {
+      () => {
         this.metrics.fanoutUnpublished.inc();
-        this.redis.reportFailure(error);
         this.setPublishing(false);
       },
     );
@@ -146,6 +156,9 @@ export class FanoutService implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.flushTimer);
+    const publisher = this.publisher;
+    this.publisher = undefined;
+    if (publisher) await publisher.quit().catch(() => publisher.disconnect());
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     if (subscriber) {

@@ -64,9 +64,11 @@ export class RedisConnection implements OnApplicationShutdown {
   }
 
   /** Creates another connection with the same settings (pub/sub needs its own). */
-  duplicate(): Redis | Cluster {
+  duplicate(overrides: Partial<RedisOptions> = {}): Redis | Cluster {
     const client = this.client;
-    return client instanceof Cluster ? client.duplicate() : client.duplicate();
+    return client instanceof Cluster
+      ? client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...overrides } })
+      : client.duplicate(overrides);
   }
 
   onStateChange(listener: RedisStateListener): void {

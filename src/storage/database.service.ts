@@ -8,6 +8,8 @@ import { dataSourceOptions } from './data-source-options';
 import { EMBEDDED_MAX_CONNECTIONS, EmbeddedPostgres } from './embedded-postgres';
 
 const POOL_SIZE = 10;
+/** Arbitrary, fixed: the advisory lock id that serialises migrations across instances. */
+const MIGRATION_LOCK_KEY = 7_243_001;
 
 @Injectable()
 export class DatabaseService implements OnApplicationShutdown {
@@ -30,9 +32,26 @@ export class DatabaseService implements OnApplicationShutdown {
     const poolSize = this.embedded ? EMBEDDED_MAX_CONNECTIONS : POOL_SIZE;
     this.source = new DataSource(dataSourceOptions(url, poolSize));
     await this.source.initialize();
-    const applied = await this.source.runMigrations({ transaction: 'each' });
+    const applied = await this.migrate(this.source);
     if (applied.length > 0) this.logger.log({ msg: 'migrations applied', migrations: applied.map((m) => m.name) });
     this.logger.log({ msg: 'PostgreSQL ready', embedded: this.isEmbedded });
+  }
+
+  /**
+   * Instances starting together on a fresh database would race to create the
+   * same tables; a session advisory lock lets one migrate while the others
+   * wait and then find nothing left to do.
+   */
+  private async migrate(source: DataSource) {
+    const runner = source.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+      return await source.runMigrations({ transaction: 'each' });
+    } finally {
+      await runner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+      await runner.release();
+    }
   }
 
   get isEmbedded(): boolean {

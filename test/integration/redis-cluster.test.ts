@@ -12,7 +12,8 @@
 //
 // Last, one master is SIGKILLed (no replica can take over, so its slots stay
 // down and the cluster soon reports cluster_state:fail): every route must
-// still answer (memory cache + PostgreSQL) and /health must say degraded.
+// still answer (memory cache + PostgreSQL) and /health must say degraded;
+// once it is started again both instances return to the cluster by themselves.
 //
 // Nest's static Logger writes to the last-created app's logs (B), so "no
 // warning" checks read A's and B's logs together.
@@ -136,7 +137,7 @@ describeWithServers(['postgres'])('Redis Cluster: cache, fan-out and rate limit 
     await Promise.all(clients.splice(0).map((c) => c.close()));
     await stopInstance(a);
     await stopInstance(b);
-    // disconnect, not quit: after the SIGKILL a QUIT to the dead master would only fail.
+    // disconnect, not quit: a QUIT to a dead master (if the restart failed) would only fail.
     redis?.disconnect();
     await cluster?.destroy();
     await db?.drop();
@@ -386,5 +387,21 @@ describeWithServers(['postgres'])('Redis Cluster: cache, fan-out and rate limit 
     }
     timings.sort((x, y) => y.ms - x.ms);
     console.log(`[redis-cluster] after SIGKILL of master :${victim}: slowest answers ${JSON.stringify(timings.slice(0, 3))}`);
+  });
+
+  it('the master back (same port, empty): both instances use the cluster again by themselves', async () => {
+    const victim = cluster.ports[1];
+    if (!cluster.isRunning(victim)) await cluster.restart(victim);
+    const restarted = performance.now();
+    for (const instance of [a, b]) {
+      await waitFor(async () => (await get(instance, '/health')).body.status === 'ok', 15_000, '/health ok again');
+      expect((await get(instance, '/api/cache/stats')).body.backend).toBe('redis');
+    }
+    const recoveryMs = performance.now() - restarted;
+    // Served through the cluster again: a read fills the key on it.
+    const id = deviceIds[5];
+    expect((await get(b, `/api/devices/${id}/stats`)).status).toBe(200);
+    expect(await redis.exists(cacheKeys.stats(id))).toBe(1);
+    console.log(`[redis-cluster] master :${victim} restarted: both instances back on Redis after ${Math.round(recoveryMs)} ms`);
   });
 });
