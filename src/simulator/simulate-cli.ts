@@ -4,7 +4,7 @@
 // unacknowledged messages; 2 invalid arguments; 130 interrupted (Ctrl-C).
 import { Presets, SingleBar } from 'cli-progress';
 import { maskUrl, parseSimulatorArgs, type SimulatorOptions } from './simulate-options';
-import { runSimulation, SimulationError, type SimulationProgress, type SimulationSummary } from './simulation';
+import { emptyProgress, runSimulation, SimulationError, type SimulationProgress, type SimulationSummary } from './simulation';
 
 const number = new Intl.NumberFormat('en-US');
 const fixed = (value: number, digits = 1) => value.toFixed(digits);
@@ -82,19 +82,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  const empty: SimulationProgress = {
-    elapsedMs: 0,
-    sent: 0,
-    acked: 0,
-    errors: 0,
-    disconnects: 0,
-    bad: 0,
-    skipped: 0,
-    backfilled: 0,
-    inflight: 0,
-    ratePerSec: 0,
-    connected: true,
-  };
+  const empty = emptyProgress();
   let summary: SimulationSummary;
   try {
     summary = await runSimulation(options, {

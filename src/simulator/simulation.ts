@@ -167,19 +167,7 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
   const qos = options.qos;
   const totalSlots = Math.max(1, Math.round(options.rate * options.duration));
 
-  const stats: SimulationProgress = {
-    elapsedMs: 0,
-    sent: 0,
-    acked: 0,
-    errors: 0,
-    disconnects: 0,
-    bad: 0,
-    skipped: 0,
-    backfilled: 0,
-    inflight: 0,
-    ratePerSec: 0,
-    connected: true,
-  };
+  const stats = emptyProgress();
   const latencies: number[] = [];
   let latencyCount = 0;
   const recordLatency = (ms: number) => {
@@ -294,5 +282,22 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
         : null,
     interrupted,
     unacknowledged,
+  };
+}
+
+/** Progress before anything was sent. */
+export function emptyProgress(): SimulationProgress {
+  return {
+    elapsedMs: 0,
+    sent: 0,
+    acked: 0,
+    errors: 0,
+    disconnects: 0,
+    bad: 0,
+    skipped: 0,
+    backfilled: 0,
+    inflight: 0,
+    ratePerSec: 0,
+    connected: true,
   };
 }

@@ -11,6 +11,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { reapOnExit } from './child-reaper';
 import { freePort } from './free-port';
 
 export const PROJECT_ROOT = join(__dirname, '..', '..');
@@ -38,25 +39,6 @@ export interface StartOptions {
   entry?: string;
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // A test that crashed or timed out must not leave a service consuming from a broker.
-  process.once('exit', () => {
-    for (const child of running) {
-      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-  });
-}
 
 /** `npm run build` (tsc -p tsconfig.build.json) in the project; rejects with the compiler output. */
 export function buildService(): Promise<void> {
@@ -109,11 +91,10 @@ export class AppProcess {
     /** The exact environment variables given to the service (the runner's env aside). */
     readonly env: Readonly<AppEnv>,
   ) {
-    running.add(child);
+    reapOnExit(child);
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };
-        running.delete(child);
         this.notifyLines();
         resolve(this.exitInfo);
       });
@@ -239,7 +220,6 @@ function describeExit(info: ExitInfo): string {
 export async function startAppProcess(env: AppEnv, options: StartOptions = {}): Promise<AppProcess> {
   const entry = options.entry ?? BUILT_ENTRY;
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: run buildService() first`);
-  installExitHook();
   const port = env.PORT !== undefined ? Number(env.PORT) : await freePort();
   const serviceEnv: AppEnv = { LOG_LEVEL: 'info', ...env, PORT: String(port) };
   const childEnv = childBaseEnv();

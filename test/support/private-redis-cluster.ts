@@ -18,6 +18,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type ClusterOptions } from 'ioredis';
+import { reapOnExit } from './child-reaper';
 import { freePort, waitFor } from './free-port';
 
 const HOST = '127.0.0.1';
@@ -33,25 +34,6 @@ interface Node {
   process: ChildProcess | undefined;
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // A test that crashed or timed out must not leave redis-servers behind.
-  process.once('exit', () => {
-    for (const child of running) {
-      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-  });
-}
 
 /** Runs redis-cli; resolves with its stdout, rejects with its output. */
 export function redisCli(args: string[], timeoutMs = 15_000): Promise<string> {
@@ -103,7 +85,6 @@ export class PrivateRedisCluster {
   }
 
   static async start(options: ClusterStartOptions = {}): Promise<PrivateRedisCluster> {
-    installExitHook();
     const dir = await mkdtemp(join(tmpdir(), 'th-redis-cluster-'));
     const ports = await distinctFreePorts(6);
     const nodes: Node[] = [0, 1, 2].map((i) => ({ port: ports[i], busPort: ports[i + 3], process: undefined }));
@@ -212,8 +193,7 @@ export class PrivateRedisCluster {
       ],
       { stdio: 'ignore' },
     );
-    running.add(child);
-    child.once('exit', () => running.delete(child));
+    reapOnExit(child);
     node.process = child;
   }
 

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { reapOnExit } from './child-reaper';
 import { freePort, waitFor } from './free-port';
 
 function answersPing(port: number): Promise<boolean> {
@@ -26,24 +27,6 @@ function answersPing(port: number): Promise<boolean> {
   });
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of running) {
-      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-  });
-}
 
 export class PrivateRedis {
   private process: ChildProcess | undefined;
@@ -63,7 +46,6 @@ export class PrivateRedis {
   }
 
   static async start(): Promise<PrivateRedis> {
-    installExitHook();
     const dir = await mkdtemp(join(tmpdir(), 'th-redis-'));
     const redis = new PrivateRedis(await freePort(), dir);
     await redis.restart();
@@ -78,8 +60,7 @@ export class PrivateRedis {
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--logfile', join(this.dir, 'redis.log')],
       { stdio: 'ignore' },
     );
-    running.add(child);
-    child.once('exit', () => running.delete(child));
+    reapOnExit(child);
     this.process = child;
     this.paused = false;
     await waitFor(() => answersPing(this.port), 10000, `redis-server on ${this.port}`);
