@@ -2,12 +2,12 @@
 // here) with our logger. main.ts and the tests share this one way to build it.
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import helmet from '@fastify/helmet';
 import { AppModule } from './app.module';
 import { type AppConfig, secretsOf } from './config/app-config';
 import { AppLogger } from './logging/app-logger';
 import { HttpExceptionFilter } from './http/http-exception.filter';
 import { instrumentHttp } from './http/http-metrics';
+import { applySecurityHeaders } from './http/security-headers';
 import { CONTENT_SECURITY_POLICY, serveDashboard } from './http/dashboard-routes';
 import { TelemetryMetrics } from './metrics/telemetry-metrics';
 import { AppWsAdapter } from './realtime/app-ws-adapter';
@@ -25,7 +25,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     { logger, abortOnError: false },
   );
   // Security headers on every response; the policy lets the dashboard talk to its own /ws.
-  await app.register(helmet, { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY } });
+  applySecurityHeaders(app.getHttpAdapter().getInstance(), { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY } });
   // Cross-origin requests only from the origins an operator lists (none by default).
   app.enableCors({ origin: config.corsOrigins.length > 0 ? [...config.corsOrigins] : false });
   app.useGlobalFilters(new HttpExceptionFilter());
