@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { createServer as createHttpServer } from 'node:http';
-import WebSocket from 'ws';
 import autocannon from 'autocannon';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -221,40 +220,28 @@ async function barePhase(dbUrl: string, db: Client): Promise<Record<string, numb
   }
 }
 
-/** publish → WebSocket delivery latency at a steady rate, 100 clients each watching its share of devices. */
+/** publish → WebSocket delivery latency at a steady rate, 100 clients (in their own process) each watching its share of devices. */
 async function wsLatencyPhase(dbUrl: string): Promise<Record<string, number>> {
   const mosquitto = await startMosquitto();
   const port = await freePort();
   let app: ChildProcess | undefined;
-  const clients: WebSocket[] = [];
+  const clients = fork(join(__dirname, 'bench-ws-clients.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   try {
     app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench-ws', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), WS_RATE_LIMIT: '100000' }, port);
     const rate = args.quick ? 2000 : 5000;
     const seconds = args.quick ? 10 : 20;
     const clientCount = 100;
-    const latencies: number[] = [];
-    for (let c = 0; c < clientCount; c++) {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-      await new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-      });
-      ws.on('message', (raw: Buffer) => {
-        const msg = JSON.parse(raw.toString()) as { event: string; data: { ts: string } };
-        if (msg.event === 'sample') latencies.push(Date.now() - Date.parse(msg.data.ts));
-      });
-      for (let d = c; d < deviceCount; d += clientCount) ws.send(JSON.stringify({ event: 'subscribe', data: { deviceId: `bench-${d}` } }));
-      clients.push(ws);
-    }
+    clients.send({ job: { url: `ws://127.0.0.1:${port}/ws`, clients: clientCount, devices: deviceCount } });
+    await new Promise((resolve) => clients.once('message', resolve));
     await new Promise((r) => setTimeout(r, 1000));
-    log(`WebSocket latency: ${rate} msg/s for ${seconds} s, ${clientCount} clients`);
+    log(`WebSocket latency: ${rate} msg/s for ${seconds} s, ${clientCount} clients in a separate process`);
     await publish({ url: mosquitto.url, total: rate * seconds, devices: deviceCount, window: 5000, baseTs: 0, qos: 1, rate, stampNow: true }, publisherCount);
     await new Promise((r) => setTimeout(r, 2000));
-    latencies.sort((a, b) => a - b);
-    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-    return { rateMsgPerSec: rate, clients: clientCount, delivered: latencies.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies[latencies.length - 1] ?? NaN };
+    clients.send({ stop: true });
+    const stats = (await new Promise((resolve) => clients.once('message', resolve))) as { delivered: number; p50Ms: number; p99Ms: number; maxMs: number };
+    return { rateMsgPerSec: rate, clients: clientCount, ...stats };
   } finally {
-    for (const ws of clients) ws.terminate();
+    if (clients.exitCode === null) clients.kill('SIGKILL');
     await stopProcess(app);
     await mosquitto.stop();
   }
