@@ -44,9 +44,6 @@ export class RedisConnection implements OnApplicationShutdown {
     return this.config.redis.url !== undefined || this.config.redis.clusterNodes !== undefined;
   }
 
-  get isCluster(): boolean {
-    return this.redis instanceof Cluster;
-  }
 
   /** True while commands are expected to succeed. */
   get isUp(): boolean {

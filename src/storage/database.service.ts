@@ -75,10 +75,6 @@ export class DatabaseService implements OnApplicationShutdown {
     else this.logger.error({ msg: 'PostgreSQL unreachable', error: error instanceof Error ? error.message : String(error) });
   }
 
-  get isReachable(): boolean {
-    return this.reachable;
-  }
-
   async onApplicationShutdown(): Promise<void> {
     if (this.source?.isInitialized) await this.source.destroy();
     this.source = undefined;
