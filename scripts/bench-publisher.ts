@@ -2,22 +2,9 @@
 // QoS 1 messages (4 metrics each) round-robin over `devices` devices, keeping
 // at most `window` publishes un-acknowledged, then reports over IPC.
 import mqtt from 'mqtt';
+import type { PublisherJob } from './publisher-job';
 
-interface Job {
-  url: string;
-  count: number;
-  devices: number;
-  deviceOffset: number;
-  window: number;
-  baseTs: number;
-  qos: 0 | 1;
-  /** Messages per second; 0 = as fast as the window allows. */
-  rate?: number;
-  /** Stamp each sample with the time it is published (for latency measurement). */
-  stampNow?: boolean;
-}
-
-async function run(job: Job): Promise<void> {
+async function run(job: PublisherJob): Promise<void> {
   const client = await mqtt.connectAsync(job.url, { protocolVersion: 4, reconnectPeriod: 1000, clean: true });
   let sent = 0;
   let acked = 0;
@@ -50,7 +37,7 @@ async function run(job: Job): Promise<void> {
   process.send?.({ sent, acked, seconds });
 }
 
-process.once('message', (job: Job) => {
+process.once('message', (job: PublisherJob) => {
   run(job).then(
     () => process.exit(0),
     (error: unknown) => {

@@ -13,6 +13,7 @@ import autocannon from 'autocannon';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
+import type { PublisherJob } from './publisher-job';
 
 const ROOT = join(__dirname, '..', '..');
 const { values: args } = parseArgs({
@@ -89,18 +90,6 @@ function procCpuSeconds(pid: number): number {
 function procPeakRssMb(pid: number): number {
   const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Math.round(Number(match[1]) / 1024) : 0;
-}
-
-interface PublisherJob {
-  url: string;
-  count: number;
-  devices: number;
-  deviceOffset: number;
-  window: number;
-  baseTs: number;
-  qos: 0 | 1;
-  rate?: number;
-  stampNow?: boolean;
 }
 
 /** Splits a load over publisher processes; resolves when every publish is acknowledged. */

@@ -8,6 +8,7 @@ import { SampleWriter } from '../../src/storage/sample-writer';
 import { CacheService } from '../../src/cache/cache.service';
 import { cacheKeys } from '../../src/cache/cache-keys';
 import { TelemetryQueries } from '../../src/query/telemetry-queries';
+import { scanKeys } from '../support/redis-keys';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -46,16 +47,7 @@ describeWithServers(['postgres', 'redis'])('two instances sharing PostgreSQL and
     await app.get(CacheService).recordLatest(samples);
   }
 
-  async function redisKeys(pattern: string): Promise<string[]> {
-    const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      out.push(...batch);
-    } while (cursor !== '0');
-    return out.sort();
-  }
+  const redisKeys = (pattern: string) => scanKeys(redis, pattern);
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });

@@ -22,6 +22,7 @@
 // counted for this run's device ids only.
 import Redis from 'ioredis';
 import type { MqttClient } from 'mqtt';
+import { scanKeys } from '../support/redis-keys';
 import { type AppProcess, buildService, metricValue, startAppProcess } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import { createLoad, newProgress, publishWindowed, received, sampleCount, verifyStoredExactlyOnce, expectNoRejections } from '../support/load-check';
@@ -59,16 +60,7 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }
 
-  async function redisKeys(pattern: string): Promise<string[]> {
-    const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      out.push(...batch);
-    } while (cursor !== '0');
-    return out.sort();
-  }
+  const redisKeys = (pattern: string) => scanKeys(redis, pattern);
 
   async function connectWs(app: AppProcess): Promise<WsTestClient> {
     const client = await WsTestClient.connect(`${app.baseUrl.replace('http', 'ws')}/ws`);

@@ -7,6 +7,7 @@
 import Redis from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import { EmbeddedBroker } from '../../src/broker/embedded-broker';
+import { scanKeys } from '../support/redis-keys';
 import { metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import { connectDevice, telemetryTopic } from '../support/publisher';
@@ -62,16 +63,7 @@ describeWithServers(['postgres', 'redis'])('WebSocket /ws (CONTRACT §5)', () =>
     return { status: res.status, body: await res.json() };
   }
 
-  async function scan(pattern: string): Promise<string[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    return keys.sort();
-  }
+  const scan = (pattern: string) => scanKeys(redis, pattern);
 
   const isSample = (deviceId: string, ts?: number) => (f: Frame) =>
     f.event === 'sample' && f.data?.deviceId === deviceId && (ts === undefined || f.data.ts === iso(ts));

@@ -23,6 +23,7 @@ import { EmbeddedBroker } from '../../src/broker/embedded-broker';
 import { cacheKeys } from '../../src/cache/cache-keys';
 import { CacheService } from '../../src/cache/cache.service';
 import { SampleWriter } from '../../src/storage/sample-writer';
+import { scanKeys } from '../support/redis-keys';
 import { metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import { PrivateRedisCluster } from '../support/private-redis-cluster';
@@ -91,16 +92,7 @@ describeWithServers(['postgres'])('Redis Cluster: cache, fan-out and rate limit 
   /** SCAN on every master of the cluster: pattern → keys found per master port. */
   async function keysPerMaster(pattern: string): Promise<Map<number, string[]>> {
     const out = new Map<number, string[]>();
-    for (const node of redis.nodes('master')) {
-      const keys: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-        cursor = next;
-        keys.push(...batch);
-      } while (cursor !== '0');
-      out.set(node.options.port as number, keys.sort());
-    }
+    for (const node of redis.nodes('master')) out.set(node.options.port as number, await scanKeys(node, pattern));
     return out;
   }
 
