@@ -102,7 +102,8 @@ export class FanoutService implements OnApplicationShutdown {
 
   /** A batch this instance committed: deliver locally, then publish once for the others. */
   publishCommitted(samples: readonly Sample[]): void {
-    if (samples.length === 0) return;
+    // Nobody to deliver to, here or (without Redis) anywhere else.
+    if (samples.length === 0 || (this.clients.size === 0 && !this.publisher)) return;
     const events = toSampleEvents(samples);
     this.deliver(events);
     const publisher = this.publisher;

@@ -18,7 +18,9 @@ export interface DeviceSeen {
 
 const WRITE_BATCH_SQL = `
 WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[]) WITH ORDINALITY AS t(device_id, metric, ts, value, ord)
+  -- Timestamps travel as epoch milliseconds (no Date/ISO string per sample in Node).
+  SELECT device_id, metric, to_timestamp(ts_ms / 1000.0) AS ts, value, ord
+  FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[]) WITH ORDINALITY AS t(device_id, metric, ts_ms, value, ord)
 ),
 inserted AS (
   INSERT INTO samples (device_id, metric, ts, value)
@@ -64,13 +66,13 @@ export class SampleWriter {
     const n = samples.length;
     const deviceIds = new Array<string>(n);
     const metrics = new Array<string>(n);
-    const times = new Array<string>(n);
+    const times = new Array<number>(n);
     const values = new Array<number>(n);
     for (let i = 0; i < n; i++) {
       const s = samples[i];
       deviceIds[i] = s.deviceId;
       metrics[i] = s.metric;
-      times[i] = new Date(s.ts).toISOString();
+      times[i] = s.ts;
       values[i] = s.value;
     }
     const params = [
