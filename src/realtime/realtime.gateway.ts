@@ -12,6 +12,7 @@ import { TelemetryQueries } from '../query/telemetry-queries';
 import { latestAnswer, TelemetryQueryService } from '../query/telemetry-query.service';
 import { MAX_CLIENT_MESSAGE_BYTES } from './app-ws-adapter';
 import { ClientConnection } from './client-connection';
+import { clientIp } from './client-ip';
 import { FanoutService } from './fanout.service';
 import { TokenBucketLimiter } from './token-bucket';
 import { type ClientMessage, frame, parseClientMessage } from './ws-protocol';
@@ -42,7 +43,7 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
   }
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
-    const client = new ClientConnection(socket, this.clientIp(request), this.metrics);
+    const client = new ClientConnection(socket, clientIp(request, this.config.trustProxy), this.metrics);
     this.connections.set(socket, client);
     this.fanout.addClient(client);
     this.metrics.wsConnections.set(this.connections.size);
@@ -70,15 +71,6 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
     this.connections.delete(socket);
     this.fanout.removeClient(client);
     this.metrics.wsConnections.set(this.connections.size);
-  }
-
-  private clientIp(request: IncomingMessage): string {
-    if (this.config.trustProxy) {
-      const forwarded = request.headers['x-forwarded-for'];
-      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-      if (first) return first;
-    }
-    return request.socket.remoteAddress ?? 'unknown';
   }
 
   private async onMessage(client: ClientConnection, data: Buffer, isBinary: boolean): Promise<void> {
