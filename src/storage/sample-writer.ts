@@ -2,7 +2,10 @@
 // A batch is ONE statement (so one transaction): samples are inserted
 // idempotently, and only the rows that were really inserted feed the hourly
 // rollups, so redeliveries and duplicates never double-count. Whole columns go
-// as arrays (4+3 bind parameters whatever the batch size: no 65,535 limit).
+// as arrays (4+3 bind parameters whatever the batch size: no 65,535 limit);
+// the four sample columns travel as comma-joined text, because device ids and
+// metric names cannot contain ',' (payload-parser patterns) and a native
+// join is far cheaper than pg's per-element array literal escaping.
 // Rows are sorted by key in every table so concurrent writers (several
 // instances) take row locks in the same order and cannot deadlock each other.
 import { Injectable } from '@nestjs/common';
@@ -20,7 +23,10 @@ const WRITE_BATCH_SQL = `
 WITH input AS (
   -- Timestamps travel as epoch milliseconds (no Date/ISO string per sample in Node).
   SELECT device_id, metric, to_timestamp(ts_ms / 1000.0) AS ts, value, ord
-  FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[]) WITH ORDINALITY AS t(device_id, metric, ts_ms, value, ord)
+  FROM unnest(
+    string_to_array($1::text, ','), string_to_array($2::text, ','),
+    string_to_array($3::text, ',')::float8[], string_to_array($4::text, ',')::float8[]
+  ) WITH ORDINALITY AS t(device_id, metric, ts_ms, value, ord)
 ),
 inserted AS (
   INSERT INTO samples (device_id, metric, ts, value)
@@ -50,7 +56,7 @@ seen AS (
 )
 SELECT n.inserted,
   -- Which input rows were new, computed only in the rare batch that held duplicates.
-  CASE WHEN n.inserted < cardinality($1::text[]) THEN
+  CASE WHEN n.inserted < $8::int THEN
     (SELECT coalesce(array_agg(i.ord::int), '{}') FROM input i JOIN inserted s USING (device_id, metric, ts))
   END AS new_rows
 FROM (SELECT count(*)::int AS inserted FROM inserted) n`;
@@ -76,13 +82,14 @@ export class SampleWriter {
       values[i] = s.value;
     }
     const params = [
-      deviceIds,
-      metrics,
-      times,
-      values,
+      deviceIds.join(','),
+      metrics.join(','),
+      times.join(','),
+      values.join(','),
       devices.map((d) => d.deviceId),
       devices.map((d) => new Date(d.firstSeenMs).toISOString()),
       devices.map((d) => new Date(d.lastSeenMs).toISOString()),
+      n,
     ];
     for (let attempt = 1; ; attempt++) {
       try {
