@@ -2,6 +2,11 @@
 // ingesting instance delivers to its own clients directly (no Redis round
 // trip, and it keeps working while Redis is down) and publishes each batch
 // ONCE on a Redis channel; the other instances deliver what they receive.
+// A lone instance (PUBLISH reaches no subscriber but its own) stops building
+// and publishing those messages until another instance announces itself:
+// every instance says "hello" on the channel when its subscription is ready
+// and every PRESENCE_INTERVAL_MS. On Redis Cluster PUBLISH counts only the
+// receivers on one node, so there it always publishes.
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
@@ -15,6 +20,8 @@ import { frame, type SampleEvent } from './ws-protocol';
 
 export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
 const FLUSH_INTERVAL_MS = 50;
+const PRESENCE_INTERVAL_MS = 5000;
+const HELLO = 'hello';
 
 /** Groups a batch's samples into one event per (device, timestamp). */
 export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
@@ -41,7 +48,11 @@ export class FanoutService implements OnApplicationShutdown {
    */
   private publisher: Redis | Cluster | undefined;
   private publishing = true;
+  /** False once a PUBLISH reached no other instance; true again when one says hello. */
+  private othersListening = true;
+  private selfSubscribed = false;
   private readonly flushTimer: NodeJS.Timeout;
+  private presenceTimer: NodeJS.Timeout | undefined;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -65,10 +76,31 @@ export class FanoutService implements OnApplicationShutdown {
     subscriber.on('error', () => undefined); // state changes are logged by RedisConnection
     // ioredis re-subscribes after a reconnect; the first subscribe needs a ready connection.
     subscriber.on('ready', () => {
-      subscriber.subscribe(FANOUT_CHANNEL).catch(() => undefined);
+      subscriber.subscribe(FANOUT_CHANNEL).then(
+        () => {
+          this.selfSubscribed = true;
+          this.sayHello();
+        },
+        () => undefined,
+      );
+    });
+    subscriber.on('close', () => {
+      this.selfSubscribed = false;
     });
     subscriber.on('message', (_channel: string, message: string) => this.onRemote(message));
     await subscriber.connect().catch(() => undefined);
+    this.presenceTimer = setInterval(() => this.sayHello(), PRESENCE_INTERVAL_MS);
+    this.presenceTimer.unref();
+  }
+
+  /** Tells instances that stopped publishing because they were alone that this one is here. */
+  private sayHello(): void {
+    if (this.publisher?.status === 'ready') this.publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${HELLO}`).catch(() => undefined);
+  }
+
+  /** Whether a batch needs to go out on Redis at all. */
+  private get remoteDelivery(): boolean {
+    return this.publisher !== undefined && (this.othersListening || this.redis.isCluster);
   }
 
   // ---- subscriptions -----------------------------------------------------
@@ -102,12 +134,13 @@ export class FanoutService implements OnApplicationShutdown {
 
   /** A batch this instance committed: deliver locally, then publish once for the others. */
   publishCommitted(samples: readonly Sample[]): void {
-    // Nobody to deliver to, here or (without Redis) anywhere else.
-    if (samples.length === 0 || (this.clients.size === 0 && !this.publisher)) return;
+    // Nobody to deliver to, here or on another instance.
+    const remote = this.remoteDelivery;
+    if (samples.length === 0 || (this.clients.size === 0 && !remote)) return;
     const events = toSampleEvents(samples);
     this.deliver(events);
     const publisher = this.publisher;
-    if (!publisher) return;
+    if (!publisher || !remote) return;
     if (publisher.status !== 'ready') {
       this.metrics.fanoutUnpublished.inc();
       this.setPublishing(false);
@@ -116,7 +149,10 @@ export class FanoutService implements OnApplicationShutdown {
     // "<origin>\n<json>": every instance, the sender included, receives each
     // message; the prefix lets the sender skip its own without parsing it.
     publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify(events)}`).then(
-      () => this.setPublishing(true),
+      (receivers) => {
+        this.setPublishing(true);
+        if (receivers === (this.selfSubscribed ? 1 : 0) && !this.redis.isCluster) this.othersListening = false;
+      },
       () => {
         this.metrics.fanoutUnpublished.inc();
         this.setPublishing(false);
@@ -126,7 +162,9 @@ export class FanoutService implements OnApplicationShutdown {
 
   private onRemote(raw: string): void {
     const newline = raw.indexOf('\n');
-    if (newline < 0 || raw.slice(0, newline) === this.config.instanceId || this.clients.size === 0) return;
+    if (newline < 0 || raw.slice(0, newline) === this.config.instanceId) return;
+    this.othersListening = true;
+    if (this.clients.size === 0 || raw.endsWith(`\n${HELLO}`)) return;
     let samples: unknown;
     try {
       samples = JSON.parse(raw.slice(newline + 1));
@@ -157,6 +195,7 @@ export class FanoutService implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.flushTimer);
+    clearInterval(this.presenceTimer);
     const publisher = this.publisher;
     this.publisher = undefined;
     if (publisher) await publisher.quit().catch(() => publisher.disconnect());

@@ -40,6 +40,11 @@ export class RedisConnection implements OnApplicationShutdown {
     private readonly metrics: TelemetryMetrics,
   ) {}
 
+  /** Redis Cluster (REDIS_CLUSTER_NODES) rather than one server. */
+  get isCluster(): boolean {
+    return this.config.redis.clusterNodes !== undefined;
+  }
+
   get configured(): boolean {
     return this.config.redis.url !== undefined || this.config.redis.clusterNodes !== undefined;
   }
