@@ -19,4 +19,7 @@ USER node
 EXPOSE 3000 1883
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:3000/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "dist/main.js"]
+# V8 sizes its heap from the machine's memory and lets garbage pile up to
+# hundreds of MB between collections; a cap keeps RSS near the live set
+# (docs/performance.md: 350 → 190 MB peak, live heap ≈ 60–90 MB).
+CMD ["node", "--max-old-space-size=512", "dist/main.js"]

@@ -25,12 +25,17 @@ const { values: args } = parseArgs({
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    /** Node flags for the app process; the default is what `npm start` and the Dockerfile use. */
+    'app-node-flags': { type: 'string', default: '--max-old-space-size=512' },
   },
 });
 const totalMessages = Number(args.messages ?? (args.quick ? 60_000 : 200_000));
 const deviceCount = Number(args.devices);
 const publisherCount = Number(args.publishers);
 const METRICS_PER_MESSAGE = 4;
+/** Ingest and bare alternate this many times, each in a fresh database; medians are reported (single runs vary by ±20 % here). */
+const rounds = Number(args.rounds ?? (args.quick ? 1 : 3));
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
 
 function log(line: string): void {
@@ -87,10 +92,12 @@ function procCpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
 }
-function procPeakRssMb(pid: number): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Math.round(Number(match[1]) / 1024) : 0;
 }
+const procPeakRssMb = (pid: number) => procStatusMb(pid, 'VmHWM');
+const procRssMb = (pid: number) => procStatusMb(pid, 'VmRSS');
 
 /** Splits a load over publisher processes; resolves when every publish is acknowledged. */
 function publish(job: Omit<PublisherJob, 'count' | 'devices' | 'deviceOffset'> & { total: number; devices: number }, processes: number): Promise<Array<{ acked: number; seconds: number }>> {
@@ -129,7 +136,8 @@ async function measureRows(count: () => Promise<number>, expected: number, start
 
 function startApp(env: Record<string, string>, port: number): Promise<ChildProcess> {
   const profile = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'profiles')] : [];
-  const app = spawn(process.execPath, [...profile, join(ROOT, 'dist', 'main.js')], {
+  const flags = args['app-node-flags'].split(' ').filter(Boolean);
+  const app = spawn(process.execPath, [...flags, ...profile, join(ROOT, 'dist', 'main.js')], {
     env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -209,26 +217,61 @@ async function barePhase(dbUrl: string, db: Client): Promise<Record<string, numb
   }
 }
 
-/** publish → WebSocket delivery latency at a steady rate, 100 clients (in their own process) each watching its share of devices. */
-async function wsLatencyPhase(dbUrl: string): Promise<Record<string, number>> {
+/**
+ * Where the app's memory and latency go, from its own /metrics: heap figures,
+ * the share of messages whose receive → commit took over 50 ms, and the
+ * major-GC pauses (the candidates for the delivery tail).
+ */
+async function appFigures(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (series: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+    return line ? Number(line.slice(series.length + 1)) : NaN;
+  };
+  const mb = (name: string) => round(value(name) / 1048576);
+  const lagCount = value('telemetry_ingest_lag_seconds_count');
+  return {
+    appHeapUsedMb: mb('nodejs_heap_size_used_bytes'),
+    appHeapTotalMb: mb('nodejs_heap_size_total_bytes'),
+    appExternalMb: mb('nodejs_external_memory_bytes'),
+    commitOver50msShare: round(1 - value('telemetry_ingest_lag_seconds_bucket{le="0.05"}') / lagCount, 4),
+    commitOver100msShare: round(1 - value('telemetry_ingest_lag_seconds_bucket{le="0.1"}') / lagCount, 4),
+    majorGcCount: value('nodejs_gc_duration_seconds_count{kind="major"}'),
+    majorGcSeconds: round(value('nodejs_gc_duration_seconds_sum{kind="major"}'), 3),
+  };
+}
+
+interface WsLoad {
+  label: string;
+  devices: number;
+  clients: number;
+  rate: number;
+  seconds: number;
+}
+
+/**
+ * publish → WebSocket delivery latency at a steady rate, with the clients in
+ * their own process each watching its share of the devices; also the app's
+ * resident memory with that many devices and sockets.
+ */
+async function wsPhase(dbUrl: string, load: WsLoad): Promise<Record<string, number>> {
   const mosquitto = await startMosquitto();
   const port = await freePort();
   let app: ChildProcess | undefined;
   const clients = fork(join(__dirname, 'bench-ws-clients.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   try {
-    app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench-ws', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), WS_RATE_LIMIT: '100000' }, port);
-    const rate = args.quick ? 2000 : 5000;
-    const seconds = args.quick ? 10 : 20;
-    const clientCount = 100;
-    clients.send({ job: { url: `ws://127.0.0.1:${port}/ws`, clients: clientCount, devices: deviceCount } });
+    app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench-ws', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), WS_RATE_LIMIT: '1000000' }, port);
+    clients.send({ job: { url: `ws://127.0.0.1:${port}/ws`, clients: load.clients, devices: load.devices } });
     await new Promise((resolve) => clients.once('message', resolve));
     await new Promise((r) => setTimeout(r, 1000));
-    log(`WebSocket latency: ${rate} msg/s for ${seconds} s, ${clientCount} clients in a separate process`);
-    await publish({ url: mosquitto.url, total: rate * seconds, devices: deviceCount, window: 5000, baseTs: 0, qos: 1, rate, stampNow: true }, publisherCount);
+    log(`${load.label}: ${load.rate} msg/s for ${load.seconds} s over ${load.devices} devices, ${load.clients} WebSocket clients in a separate process`);
+    await publish({ url: mosquitto.url, total: load.rate * load.seconds, devices: load.devices, window: 5000, baseTs: 0, qos: 1, rate: load.rate, stampNow: true }, publisherCount);
     await new Promise((r) => setTimeout(r, 2000));
+    const rssAtEndMb = procRssMb(app.pid as number);
+    const figures = await appFigures(port);
     clients.send({ stop: true });
     const stats = (await new Promise((resolve) => clients.once('message', resolve))) as { delivered: number; p50Ms: number; p99Ms: number; maxMs: number };
-    return { rateMsgPerSec: rate, clients: clientCount, ...stats };
+    return { rateMsgPerSec: load.rate, devices: load.devices, clients: load.clients, ...stats, appRssAtEndMb: rssAtEndMb, appPeakRssMb: procPeakRssMb(app.pid as number), ...figures };
   } finally {
     if (clients.exitCode === null) clients.kill('SIGKILL');
     await stopProcess(app);
@@ -282,40 +325,81 @@ async function httpPhase(dbUrl: string): Promise<Record<string, number>> {
   }
 }
 
-async function main(): Promise<void> {
-  const dbName = `th_bench_${randomBytes(3).toString('hex')}`;
-  const admin = new Client({ connectionString: args['database-url'] });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const dbUrl = args['database-url'].replace(/\/[^/]*$/, `/${dbName}`);
-  const db = new Client({ connectionString: dbUrl });
+/** Runs `fn` against a fresh database that is dropped afterwards. */
+async function withDatabase<T>(admin: Client, fn: (url: string, db: Client) => Promise<T>): Promise<T> {
+  const name = `th_bench_${randomBytes(3).toString('hex')}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = args['database-url'].replace(/\/[^/]*$/, `/${name}`);
+  const db = new Client({ connectionString: url });
   try {
-    const want = (phase: string) => !args.only || args.only.split(',').includes(phase);
-    const ingest = await ingestPhase(dbUrl, await connected(db));
-    const bare = want('bare') ? await barePhase(dbUrl, db) : { sustainedMsgPerSec: NaN };
-    const ws = want('ws') ? await wsLatencyPhase(dbUrl) : {};
-    const http = want('http') ? await httpPhase(dbUrl) : {};
-    const result = {
-      machine: { cores: cpus().length, node: process.version },
-      ingest: { ...ingest, ratioToBare: round(ingest.sustainedMsgPerSec / bare.sustainedMsgPerSec, 2) },
-      bare,
-      websocket: ws,
-      http,
-    };
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    log(`ingest: ${ingest.sustainedMsgPerSec} msg/s (${ingest.sustainedSamplesPerSec} samples/s), ${result.ingest.ratioToBare} × bare (${bare.sustainedMsgPerSec} msg/s); lost ${ingest.lostRows}, duplicates ${ingest.duplicateRows}; app CPU ${ingest.appCpuPercent} %, peak RSS ${ingest.appPeakRssMb} MB`);
-    log(`websocket: p50 ${ws.p50Ms} ms, p99 ${ws.p99Ms} ms at ${ws.rateMsgPerSec} msg/s (${ws.delivered} delivered)`);
-    log(`http latest (cached): ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms; bare node:http ${http.bareReqPerSec} req/s; ratio ${http.ratioToBare}`);
+    await db.connect();
+    return await fn(url, db);
   } finally {
     await db.end().catch(() => undefined);
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   }
 }
 
-async function connected(db: Client): Promise<Client> {
-  await db.connect();
-  return db;
+function median(values: number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+async function main(): Promise<void> {
+  const admin = new Client({ connectionString: args['database-url'] });
+  await admin.connect();
+  const want = (phase: string) => !args.only || args.only.split(',').includes(phase);
+  const result: Record<string, unknown> = { machine: { cores: cpus().length, node: process.version, rounds } };
+  try {
+    const ingestRuns: Array<Record<string, number>> = [];
+    const bareRuns: Array<Record<string, number>> = [];
+    for (let round = 1; round <= rounds && (want('ingest') || want('bare')); round++) {
+      if (rounds > 1) log(`round ${round} of ${rounds}`);
+      if (want('ingest')) ingestRuns.push(await withDatabase(admin, ingestPhase));
+      if (want('bare')) bareRuns.push(await withDatabase(admin, barePhase));
+    }
+    const ingestMsg = median(ingestRuns.map((r) => r.sustainedMsgPerSec));
+    const bareMsg = median(bareRuns.map((r) => r.sustainedMsgPerSec));
+    if (ingestRuns.length > 0) {
+      const ingest = {
+        messages: totalMessages,
+        medianMsgPerSec: ingestMsg,
+        medianSamplesPerSec: ingestMsg * METRICS_PER_MESSAGE,
+        ratioToBare: round(ingestMsg / bareMsg, 2),
+        lostRows: Math.max(...ingestRuns.map((r) => r.lostRows)),
+        duplicateRows: Math.max(...ingestRuns.map((r) => r.duplicateRows)),
+        appCpuPercent: median(ingestRuns.map((r) => r.appCpuPercent)),
+        appPeakRssMb: Math.max(...ingestRuns.map((r) => r.appPeakRssMb)),
+        runs: ingestRuns,
+      };
+      result.ingest = ingest;
+      log(`ingest: ${ingestMsg} msg/s (${ingest.medianSamplesPerSec} samples/s, median of ${ingestRuns.length}: ${ingestRuns.map((r) => r.sustainedMsgPerSec).join(', ')}); lost ${ingest.lostRows}, duplicates ${ingest.duplicateRows}; app CPU ${ingest.appCpuPercent} %, peak RSS ${ingest.appPeakRssMb} MB`);
+    }
+    if (bareRuns.length > 0) {
+      result.bare = { medianMsgPerSec: bareMsg, runs: bareRuns };
+      log(`bare pipeline: ${bareMsg} msg/s (median of ${bareRuns.length}: ${bareRuns.map((r) => r.sustainedMsgPerSec).join(', ')}); service / bare = ${round(ingestMsg / bareMsg, 2)}`);
+    }
+    if (want('ws')) {
+      const ws = await withDatabase(admin, (url) => wsPhase(url, { label: 'WebSocket latency', devices: deviceCount, clients: 100, rate: args.quick ? 2000 : 5000, seconds: args.quick ? 10 : 20 }));
+      result.websocket = ws;
+      log(`websocket: p50 ${ws.p50Ms} ms, p99 ${ws.p99Ms} ms, max ${ws.maxMs} ms at ${ws.rateMsgPerSec} msg/s, ${ws.clients} clients (${ws.delivered} delivered)`);
+    }
+    if (want('footprint')) {
+      const fp = await withDatabase(admin, (url) => wsPhase(url, { label: 'footprint', devices: 10_000, clients: 1000, rate: args.quick ? 2000 : 5000, seconds: args.quick ? 10 : 30 }));
+      result.footprint = fp;
+      log(`footprint: 10,000 devices, 1,000 clients at ${fp.rateMsgPerSec} msg/s: app RSS ${fp.appRssAtEndMb} MB at the end, peak ${fp.appPeakRssMb} MB; p50 ${fp.p50Ms} ms, p99 ${fp.p99Ms} ms (${fp.delivered} delivered)`);
+    }
+    if (want('http')) {
+      const http = await withDatabase(admin, (url) => httpPhase(url));
+      result.http = http;
+      log(`http latest (cached): ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms; bare node:http ${http.bareReqPerSec} req/s; ratio ${http.ratioToBare}`);
+    }
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await admin.end();
+  }
 }
 
 main().catch((error: unknown) => {
