@@ -17,6 +17,7 @@ export interface AppConfig {
   /** Origins allowed to call the API from a browser (CORS); empty = same origin only. */
   corsOrigins: readonly string[];
   database: { url: string | undefined; dataDir: string };
+  storage: StorageTuning;
   redis: { url: string | undefined; clusterNodes: Array<{ host: string; port: number }> | undefined };
   mqtt: { url: string | undefined; embeddedPort: number; deviceTokens: ReadonlyMap<string, string> | undefined };
   adminApiKey: string | undefined;
@@ -24,6 +25,11 @@ export interface AppConfig {
   cacheTtl: CacheTtls;
   wsRateLimit: { capacity: number; windowS: number };
   ingest: IngestTuning;
+}
+
+/** Raw samples older than retentionDays are dropped a whole day at a time; unset = kept forever. */
+export interface StorageTuning {
+  retentionDays: number | undefined;
 }
 
 /** Batching and back-pressure knobs; not in the contract, defaults suit 2 cores. */

@@ -9,7 +9,7 @@ const ALL_VARIABLES = [
   'PORT', 'DATABASE_URL', 'DATA_DIR', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'MQTT_URL', 'MQTT_PORT',
   'ADMIN_API_KEY', 'WS_TOKEN', 'DEVICE_TOKENS', 'CACHE_TTL_LATEST_S', 'CACHE_TTL_DASHBOARD_S',
   'CACHE_TTL_DEVICE_STATS_S', 'CACHE_TTL_HOURLY_S', 'WS_RATE_LIMIT', 'WS_RATE_WINDOW_S',
-  'INSTANCE_ID', 'TRUST_PROXY', 'LOG_LEVEL',
+  'INSTANCE_ID', 'TRUST_PROXY', 'LOG_LEVEL', 'RETENTION_DAYS',
 ];
 
 /** The ConfigError loadConfig throws for env, or fails the test when it does not throw one. */
@@ -44,6 +44,12 @@ describe('loadConfig', () => {
       expect(config.logLevel).toBe('info');
       expect(config.trustProxy).toBe(false);
       expect(config.instanceId).toBe(`${hostname()}-3000`);
+      expect(config.storage).toEqual({ retentionDays: undefined });
+    });
+
+    it('reads RETENTION_DAYS (an added variable, not in the contract)', () => {
+      expect(loadConfig({ RETENTION_DAYS: '30' }).storage).toEqual({ retentionDays: 30 });
+      expect(loadConfig({ RETENTION_DAYS: '' }).storage).toEqual({ retentionDays: undefined });
     });
 
     it('derives INSTANCE_ID from the host name and the configured PORT', () => {
@@ -121,7 +127,7 @@ describe('loadConfig', () => {
     it('returns a deeply frozen object', () => {
       const config = loadConfig({ REDIS_CLUSTER_NODES: 'r1:7000' });
       expect(Object.isFrozen(config)).toBe(true);
-      for (const inner of [config.database, config.redis, config.mqtt, config.cacheTtl, config.wsRateLimit, config.ingest]) {
+      for (const inner of [config.database, config.storage, config.redis, config.mqtt, config.cacheTtl, config.wsRateLimit, config.ingest]) {
         expect(Object.isFrozen(inner)).toBe(true);
       }
       expect(Object.isFrozen(config.redis.clusterNodes)).toBe(true);
@@ -166,6 +172,10 @@ describe('loadConfig', () => {
       ['TRUST_PROXY', 'maybe', null],
       ['INSTANCE_ID', 'my host', null],
       ['INSTANCE_ID', 'x'.repeat(65), null],
+      ['RETENTION_DAYS', '0', null],
+      ['RETENTION_DAYS', '-3', null],
+      ['RETENTION_DAYS', '1.5', null],
+      ['RETENTION_DAYS', 'forever', null],
     ];
 
     it.each(cases)('%s=%s fails with one problem naming exactly that variable', (name, value, secret) => {

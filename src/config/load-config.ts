@@ -95,6 +95,8 @@ const envSchema = z.object({
   // 10 ms: at full load batches fill by size anyway; at light load it bounds live latency.
   INGEST_FLUSH_INTERVAL_MS: positiveInt.max(10_000).default(10),
   INGEST_MAX_PENDING_MESSAGES: positiveInt.default(20_000),
+  // Not in the contract. Capped at 100 years so the cutoff is always a valid date.
+  RETENTION_DAYS: positiveInt.max(36_500).optional(),
 });
 
 /** Empty strings count as unset: `FOO=` in a compose file means "not configured". */
@@ -123,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     trustProxy: e.TRUST_PROXY ?? false,
     corsOrigins: e.CORS_ORIGINS ?? [],
     database: { url: e.DATABASE_URL, dataDir: e.DATA_DIR },
+    storage: { retentionDays: e.RETENTION_DAYS },
     redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES },
     mqtt: { url: e.MQTT_URL, embeddedPort: e.MQTT_PORT, deviceTokens: e.DEVICE_TOKENS },
     adminApiKey: e.ADMIN_API_KEY,

@@ -11,6 +11,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Sample } from '../ingestion/payload-parser';
 import { DatabaseService } from './database.service';
+import { PartitionMaintainer } from './partition-maintainer';
 
 /** The device's first and last receive time within one batch. */
 export interface DeviceSeen {
@@ -62,10 +63,15 @@ SELECT n.inserted,
 FROM (SELECT count(*)::int AS inserted FROM inserted) n`;
 
 const RETRYABLE = new Set(['40P01', '40001']); // deadlock_detected, serialization_failure
+/** "no partition of relation … found for row" (the only CHECK-class error this statement can raise). */
+const NO_PARTITION = '23514';
 
 @Injectable()
 export class SampleWriter {
-  constructor(private readonly db: DatabaseService) {}
+  constructor(
+    private readonly db: DatabaseService,
+    private readonly partitions: PartitionMaintainer,
+  ) {}
 
   /** Commits the batch; resolves with the samples that were new (not already stored). */
   async write(samples: readonly Sample[], devices: readonly DeviceSeen[]): Promise<readonly Sample[]> {
@@ -91,6 +97,7 @@ export class SampleWriter {
       devices.map((d) => new Date(d.lastSeenMs).toISOString()),
       n,
     ];
+    let partitionsEnsured = false;
     for (let attempt = 1; ; attempt++) {
       try {
         const [row] = await this.db.query<{ inserted: number; new_rows: number[] | null }>(WRITE_BATCH_SQL, params);
@@ -110,8 +117,21 @@ export class SampleWriter {
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (attempt < 5 && code !== undefined && RETRYABLE.has(code)) continue;
+        // Safety net: partitions are kept a week ahead, but a write must not
+        // depend on that; create what this batch needs and try once more.
+        if (code === NO_PARTITION && !partitionsEnsured) {
+          partitionsEnsured = true;
+          await this.partitions.ensure(newest(times));
+          continue;
+        }
         throw error;
       }
     }
   }
+}
+
+function newest(times: readonly number[]): number {
+  let max = -Infinity;
+  for (const t of times) if (t > max) max = t;
+  return max;
 }

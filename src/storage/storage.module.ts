@@ -1,8 +1,10 @@
-// Owns PostgreSQL: connection and migrations (DatabaseService), and the single
-// batch write path for samples (SampleWriter).
+// Owns PostgreSQL: connection and migrations (DatabaseService), the daily
+// partitions of samples and their retention (PartitionMaintainer), and the
+// single batch write path for samples (SampleWriter).
 import { Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { DatabaseService } from './database.service';
+import { PartitionMaintainer } from './partition-maintainer';
 import { SampleWriter } from './sample-writer';
 
 @Module({
@@ -16,8 +18,13 @@ import { SampleWriter } from './sample-writer';
         return db;
       },
     },
+    {
+      provide: PartitionMaintainer,
+      inject: [DatabaseService, APP_CONFIG],
+      useFactory: (db: DatabaseService, config: AppConfig) => new PartitionMaintainer(db, config.storage.retentionDays),
+    },
     SampleWriter,
   ],
-  exports: [DatabaseService, SampleWriter],
+  exports: [DatabaseService, PartitionMaintainer, SampleWriter],
 })
 export class StorageModule {}

@@ -1,0 +1,242 @@
+// Owns the daily partitions of `samples` after the migration made them: keeps
+// every UTC day from the catch-all partition's bound through today + 7 days
+// covered, and, when RETENTION_DAYS is set, drops whole days older than the
+// cutoff. Runs at start-up (before ingestion consumes anything), every hour,
+// and on demand when a write finds no partition for a row.
+//
+// Invariant: the partitions cover one unbroken range, from MINVALUE (the
+// catch-all, which also holds whatever an upgrade found in the old table) to
+// the newest day created. Dropping old days would open a hole below the first
+// kept day, so the same transaction moves the catch-all's bound up over the
+// dropped range: a sample with an old timestamp always has somewhere to go.
+import { Logger, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { DatabaseService } from './database.service';
+
+export const DAY_MS = 24 * 3600_000;
+/** Partitions kept ready: today and the 7 days after it (the payload parser accepts at most now + 1 day). */
+export const DAYS_AHEAD = 8;
+/** A write may ask for days beyond DAYS_AHEAD, never for more than this (a bad clock must not create years of tables). */
+const MAX_DAYS_AHEAD_ON_DEMAND = 35;
+const RUN_EVERY_MS = 3600_000;
+/** Arbitrary, fixed: serialises maintenance across instances (migrations use 7_243_001). */
+const MAINTENANCE_LOCK_KEY = 7_243_002;
+/**
+ * Waiting for a table lock queues every writer behind the waiter, so a run
+ * that meets a long-running query gives up quickly and tries again next hour
+ * (seven days of partitions ahead leave plenty of room).
+ */
+const LOCK_TIMEOUT = '2s';
+
+export type Clock = () => number;
+
+/** One child of `samples` as the catalogue describes it; null = MINVALUE / MAXVALUE. */
+export interface PartitionRange {
+  name: string;
+  from: number | null;
+  to: number | null;
+}
+
+export type PartitionStep =
+  | { kind: 'create'; name: string; from: number; to: number }
+  | { kind: 'drop'; name: string; from: number; to: number }
+  | { kind: 'create-catchall'; name: string; to: number }
+  | { kind: 'empty-catchall'; name: string }
+  | { kind: 'extend-catchall'; name: string; from: number; to: number }
+  | { kind: 'trim-catchall'; name: string; before: number };
+
+export interface PlanInput {
+  partitions: readonly PartitionRange[];
+  now: number;
+  retentionDays: number | undefined;
+  /** A timestamp that must have a partition when the run is done (a failed write's newest sample). */
+  through?: number;
+}
+
+export const CATCHALL_NAME = 'samples_catchall';
+export const floorDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
+export const dailyPartitionName = (dayMs: number) => `samples_p${new Date(dayMs).toISOString().slice(0, 10).replace(/-/g, '')}`;
+
+/**
+ * What one run must do, from the catalogue as it is: a pure function so the
+ * layout rules are testable without a database. Order matters: retention
+ * first (it moves the catch-all's bound), then the days from that bound on.
+ */
+export function planPartitions({ partitions, now, retentionDays, through }: PlanInput): PartitionStep[] {
+  const steps: PartitionStep[] = [];
+  const catchAll = partitions.find((p) => p.from === null);
+  let daily = partitions.filter((p): p is PartitionRange & { from: number } => p.from !== null).sort((a, b) => a.from - b.from);
+  const today = floorDay(now);
+
+  let bound: number;
+  if (catchAll) {
+    bound = catchAll.to ?? Number.POSITIVE_INFINITY;
+  } else {
+    bound = daily[0]?.from ?? today;
+    steps.push({ kind: 'create-catchall', name: CATCHALL_NAME, to: bound });
+  }
+  const catchAllName = catchAll?.name ?? CATCHALL_NAME;
+
+  if (retentionDays !== undefined) {
+    const cutoff = now - retentionDays * DAY_MS;
+    const expired = daily.filter((p) => p.to !== null && p.to <= cutoff);
+    const kept = daily.filter((p) => !expired.includes(p));
+    // Everything below the new bound is older than the cutoff; the bound never passes a kept day.
+    let target = Math.max(bound, floorDay(cutoff));
+    if (kept.length > 0) target = Math.max(bound, Math.min(target, kept[0].from));
+    if (target > bound) {
+      for (const p of expired) steps.push({ kind: 'drop', name: p.name, from: p.from, to: p.to as number });
+      // Every row in the catch-all is below the old bound, so older than the cutoff: empty it whole.
+      steps.push({ kind: 'empty-catchall', name: catchAllName });
+      steps.push({ kind: 'extend-catchall', name: catchAllName, from: bound, to: target });
+      bound = target;
+      daily = kept;
+    } else {
+      steps.push({ kind: 'trim-catchall', name: catchAllName, before: cutoff });
+    }
+  }
+
+  const wanted = through === undefined ? today : Math.min(floorDay(through), today + MAX_DAYS_AHEAD_ON_DEMAND * DAY_MS);
+  const horizon = Math.max(today + DAYS_AHEAD * DAY_MS, wanted + DAY_MS);
+  for (let from = bound; from < horizon; ) {
+    const to = floorDay(from) + DAY_MS;
+    const taken = daily.some((p) => p.from < to && (p.to === null || p.to > from));
+    if (!taken) steps.push({ kind: 'create', name: dailyPartitionName(from), from, to });
+    from = to;
+  }
+  return steps;
+}
+
+const literal = (ms: number) => `'${new Date(ms).toISOString()}'`;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export class PartitionMaintainer implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Partitions');
+  private timer: NodeJS.Timeout | undefined;
+  /** Runs are chained so one process never runs two at once (the advisory lock covers other processes). */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly db: DatabaseService,
+    private readonly retentionDays: number | undefined,
+    private readonly clock: Clock = Date.now,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    // The migration already created a week ahead, so a failure here (a lock
+    // held by a long query) need not stop start-up: the next run retries.
+    await this.run().catch((error: unknown) => this.logFailure(error));
+    this.timer = setInterval(() => {
+      this.run().catch((error: unknown) => this.logFailure(error));
+    }, RUN_EVERY_MS);
+    this.timer.unref();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.tail.catch(() => undefined);
+  }
+
+  /** Makes sure a partition exists for `throughMs` (and for every day up to it). */
+  ensure(throughMs: number): Promise<PartitionStep[]> {
+    return this.run(throughMs);
+  }
+
+  /** One maintenance run; resolves with the steps it carried out. */
+  run(throughMs?: number): Promise<PartitionStep[]> {
+    const next = this.tail.catch(() => undefined).then(() => this.runOnce(throughMs));
+    this.tail = next;
+    return next;
+  }
+
+  private async runOnce(through: number | undefined): Promise<PartitionStep[]> {
+    const now = this.clock();
+    const done: Array<{ step: PartitionStep; deleted: number | undefined }> = [];
+    await this.db.dataSource.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock($1)', [MAINTENANCE_LOCK_KEY]);
+      // After the advisory lock: waiting for another instance's run is fine, waiting behind a long query is not.
+      await m.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+      const partitions = await readPartitions(m);
+      const steps = planPartitions({ partitions, now, retentionDays: this.retentionDays, through });
+      // Lock the parent before any child, in the order writers take them, so a run cannot deadlock an insert.
+      if (steps.some((s) => s.kind !== 'create' && s.kind !== 'trim-catchall')) {
+        await m.query('LOCK TABLE ONLY samples IN ACCESS EXCLUSIVE MODE');
+      }
+      for (const step of steps) {
+        const deleted = await execute(m, step);
+        if (step.kind !== 'trim-catchall' || deleted) done.push({ step, deleted });
+      }
+    });
+    // Logged after the commit: until then nothing happened.
+    for (const { step, deleted } of done) this.logger.log(logLine(step, deleted));
+    return done.map((d) => d.step);
+  }
+
+  private logFailure(error: unknown): void {
+    this.logger.warn({ msg: 'partition maintenance failed; will retry', error: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+async function readPartitions(m: EntityManager): Promise<PartitionRange[]> {
+  // Bounds are parsed back by PostgreSQL itself from the text it printed, so
+  // the session's DateStyle and time zone cannot confuse them.
+  const rows = (await m.query(`
+    SELECT c.oid::regclass::text AS name,
+      (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz AS "from",
+      (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]::timestamptz AS "to"
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'samples'::regclass`)) as Array<{ name: string; from: Date | null; to: Date | null }>;
+  return rows.map((r) => ({ name: r.name, from: r.from?.getTime() ?? null, to: r.to?.getTime() ?? null }));
+}
+
+/** Runs one step; for a trim, resolves with the number of rows deleted. */
+async function execute(m: EntityManager, step: PartitionStep): Promise<number | undefined> {
+  switch (step.kind) {
+    case 'create':
+      // CREATE … PARTITION OF would take an ACCESS EXCLUSIVE lock on samples;
+      // ATTACH takes SHARE UPDATE EXCLUSIVE, which blocks neither writes nor reads.
+      await m.query(`CREATE TABLE ${step.name} (LIKE samples INCLUDING ALL)`);
+      await m.query(`ALTER TABLE samples ATTACH PARTITION ${step.name} FOR VALUES FROM (${literal(step.from)}) TO (${literal(step.to)})`);
+      return undefined;
+    case 'drop':
+      await m.query(`DROP TABLE ${step.name}`);
+      return undefined;
+    case 'create-catchall':
+      await m.query(`CREATE TABLE ${step.name} (LIKE samples INCLUDING ALL)`);
+      await m.query(`ALTER TABLE samples ATTACH PARTITION ${step.name} FOR VALUES FROM (MINVALUE) TO (${literal(step.to)})`);
+      return undefined;
+    case 'empty-catchall':
+      await m.query(`TRUNCATE ${step.name}`);
+      return undefined;
+    case 'extend-catchall':
+      // A bound cannot be altered in place; the table is empty here, so re-attaching checks nothing.
+      await m.query(`ALTER TABLE samples DETACH PARTITION ${step.name}`);
+      await m.query(`ALTER TABLE samples ATTACH PARTITION ${step.name} FOR VALUES FROM (MINVALUE) TO (${literal(step.to)})`);
+      return undefined;
+    case 'trim-catchall': {
+      // Only late or old-clock samples (and, after an upgrade, the old table) live here, so it is small.
+      const [row] = (await m.query(`WITH d AS (DELETE FROM ${step.name} WHERE ts < $1 RETURNING 1) SELECT count(*)::int AS n FROM d`, [
+        iso(step.before),
+      ])) as Array<{ n: number }>;
+      return row.n;
+    }
+  }
+}
+
+function logLine(step: PartitionStep, deleted: number | undefined): Record<string, unknown> {
+  switch (step.kind) {
+    case 'create':
+      return { msg: 'partition created', partition: step.name, from: iso(step.from), to: iso(step.to) };
+    case 'drop':
+      return { msg: 'partition dropped (retention)', partition: step.name, from: iso(step.from), to: iso(step.to) };
+    case 'create-catchall':
+      return { msg: 'catch-all partition created', partition: step.name, to: iso(step.to) };
+    case 'empty-catchall':
+      return { msg: 'catch-all partition emptied (retention)', partition: step.name };
+    case 'extend-catchall':
+      return { msg: 'catch-all partition extended', partition: step.name, from: iso(step.from), to: iso(step.to) };
+    case 'trim-catchall':
+      return { msg: 'catch-all partition trimmed (retention)', partition: step.name, before: iso(step.before), deleted };
+  }
+}
