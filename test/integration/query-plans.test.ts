@@ -1,10 +1,16 @@
 // Query plans of every read the API runs, on 1,000,000 samples (200 devices ×
 // 5 metrics × 1000 points, every 5 minutes ≈ 3.5 days) with the rollups and
-// devices filled to match. The SQL is captured from the real TelemetryQueries
-// methods (spy on DatabaseService.query) and run again under EXPLAIN (ANALYZE,
-// FORMAT JSON) with the same parameters. No read may scan `samples`
-// sequentially; the plans' node types are printed, one line per query, for the docs.
+// devices filled to match. The partitions are laid out as after three days of
+// running: the catch-all ends three days ago (so it holds the oldest half
+// day) and one partition per day follows. The SQL is captured from the real
+// TelemetryQueries methods (spy on DatabaseService.query) and run again under
+// EXPLAIN (ANALYZE, FORMAT JSON) with the same parameters. No read may scan
+// `samples` (any of its partitions) sequentially, and a time-range read may
+// only plan the partitions its range overlaps; the plans' node types are
+// printed, one line per query, for the docs. scripts/plans-10m.ts does the
+// same on 10M rows.
 import { DatabaseService } from '../../src/storage/database.service';
+import { CATCHALL_NAME, DAY_MS, PartitionMaintainer, floorDay } from '../../src/storage/partition-maintainer';
 import { TelemetryQueries } from '../../src/query/telemetry-queries';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
@@ -31,6 +37,12 @@ function walk(node: PlanNode, out: PlanNode[] = []): PlanNode[] {
   return out;
 }
 
+interface Partition {
+  name: string;
+  from: Date | null;
+  to: Date | null;
+}
+
 function describeNode(n: PlanNode): string {
   const on = n['Relation Name'] ? ` on ${n['Relation Name']}` : '';
   const via = n['Index Name'] ? ` using ${n['Index Name']}` : '';
@@ -42,11 +54,25 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
   let testApp: TestApp;
   const captured: Array<{ label: string; sql: string; params: unknown[] }> = [];
   const summaries: string[] = [];
+  /** Every partition of samples, with its bounds (null = MINVALUE). */
+  let partitions: Partition[] = [];
+  const isSamples = (relation: string | undefined) => relation === 'samples' || partitions.some((p) => p.name === relation);
+  const samplesPartitionsIn = (nodes: PlanNode[]) => [...new Set(nodes.map((n) => n['Relation Name']).filter((r) => r !== undefined && r !== 'samples' && isSamples(r)))];
 
   beforeAll(async () => {
     db = await createTestDatabase('query_plans');
     // Booting the app runs the migrations: the schema and indexes are the real ones.
     testApp = await startTestApp({ DATABASE_URL: db.url, MQTT_URL: undefined, MQTT_PORT: String(await freePort()) });
+    // The catch-all is still empty: move its bound back three days and let the maintainer add those days.
+    await db.query(`ALTER TABLE samples DETACH PARTITION ${CATCHALL_NAME}`);
+    await db.query(`ALTER TABLE samples ATTACH PARTITION ${CATCHALL_NAME} FOR VALUES FROM (MINVALUE) TO ('${new Date(floorDay(Date.now()) - 3 * DAY_MS).toISOString()}')`);
+    await testApp.get(PartitionMaintainer).run();
+    partitions = await db.query<Partition>(`
+      SELECT c.relname AS name,
+        (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz AS "from",
+        (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]::timestamptz AS "to"
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'samples'::regclass`);
+    expect(partitions.length).toBeGreaterThanOrEqual(12); // catch-all, 3 past days, today, 7 ahead
     const started = Date.now();
     await db.query(
       `INSERT INTO samples (device_id, metric, ts, value)
@@ -64,6 +90,8 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
     await db.query(`VACUUM ANALYZE samples`);
     await db.query(`VACUUM ANALYZE hourly_aggregates`);
     await db.query(`VACUUM ANALYZE devices`);
+    // As on the service's own connections (data-source-options), so the printed times are the service's.
+    await db.query(`SET jit = off`);
     const [{ n }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM samples`);
     expect(n).toBe(DEVICES * METRICS * POINTS);
     // eslint-disable-next-line no-console
@@ -130,7 +158,29 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
   it('the plan walk does see a Seq Scan on samples where there is one (self-check of the detector)', async () => {
     const [row] = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) SELECT count(*) FROM samples WHERE value > $1`, [50]);
     const nodes = walk(row['QUERY PLAN'][0].Plan);
-    expect(nodes.some((n) => /Seq Scan$/.test(n['Node Type']) && n['Relation Name'] === 'samples')).toBe(true);
+    expect(nodes.some((n) => /Seq Scan$/.test(n['Node Type']) && isSamples(n['Relation Name']))).toBe(true);
+    // …and it names the partitions, which the detector must recognise as samples.
+    expect(nodes.some((n) => n['Relation Name'] === CATCHALL_NAME)).toBe(true);
+  });
+
+  it('a time-range read plans only the partitions its range overlaps (partition pruning)', async () => {
+    const ranged = captured.filter((c) => c.label.includes('1h range'));
+    expect(ranged.map((c) => c.label)).toEqual(['samples(metric, 1h range)', 'samples(all, 1h range, limit 10000)']);
+    for (const { label, sql, params } of ranged) {
+      // samples(deviceId, from, to, limit[, metric]): the range is $2 … $3.
+      const from = new Date(params[1] as string).getTime();
+      const to = new Date(params[2] as string).getTime();
+      const overlapping = partitions
+        .filter((p) => (p.from === null || p.from.getTime() < to) && (p.to === null || p.to.getTime() > from))
+        .map((p) => p.name)
+        .sort();
+      const [row] = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
+      const planned = samplesPartitionsIn(walk(row['QUERY PLAN'][0].Plan)).sort();
+      expect({ label, planned }).toEqual({ label, planned: overlapping });
+      expect(planned.length).toBeGreaterThanOrEqual(1);
+      expect(planned.length).toBeLessThanOrEqual(2);
+      expect(partitions.length).toBeGreaterThan(planned.length * 4);
+    }
   });
 
   it('no read query scans samples sequentially', async () => {
@@ -146,10 +196,12 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
       const scans = nodes.filter((node) => /Scan/.test(node['Node Type']) && (node['Relation Name'] || node['Index Name']));
       // 'Seq Scan' and 'Parallel Seq Scan'.
       const seq = nodes.filter((node) => /Seq Scan$/.test(node['Node Type'])).map((node) => node['Relation Name']);
+      const parts = samplesPartitionsIn(nodes).length;
       summaries.push(
-        `${name}: top=${plan['Node Type']}; scans=[${scans.map(describeNode).join(', ')}]${seq.length ? `; SEQ SCAN on ${seq.join(', ')}` : ''}; ${ms.toFixed(2)} ms`,
+        `${name}: top=${plan['Node Type']}; scans=[${scans.map(describeNode).join(', ')}]${parts ? `; ${parts} samples partitions planned` : ''}` +
+          `${seq.length ? `; SEQ SCAN on ${seq.join(', ')}` : ''}; ${ms.toFixed(2)} ms`,
       );
-      if (seq.includes('samples')) offenders.push(`${name}: ${nodes.map(describeNode).join(' > ')}`);
+      if (seq.some(isSamples)) offenders.push(`${name}: ${nodes.map(describeNode).join(' > ')}`);
     }
     expect(summaries.length).toBe(captured.length);
     expect(offenders).toEqual([]);
