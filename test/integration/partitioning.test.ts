@@ -12,6 +12,7 @@ import { SampleWriter } from '../../src/storage/sample-writer';
 import { layoutProblems, migrateToBeforePartitioning, partitionLayout, rowsPerPartition } from '../support/partitions';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { startTestApp } from '../support/test-app';
 
 const HOUR = 3600_000;
 
@@ -250,6 +251,48 @@ describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)
       const writer = new SampleWriter(db, new PartitionMaintainer(db, undefined));
       const batch = [sample('dev-w', 'temp', now + 400 * DAY_MS)]; // past the 35-day cap on partitions made on demand
       await expect(writer.write(batch, seen(batch))).rejects.toMatchObject({ code: '23514' });
+    });
+  });
+
+  describe('the service', () => {
+    let testDb: TestDatabase;
+
+    beforeAll(async () => {
+      testDb = await createTestDatabase('partition_service');
+    });
+
+    afterAll(async () => {
+      await testDb?.drop();
+    });
+
+    it('applies RETENTION_DAYS at start-up, before ingestion, and logs each partition it drops', async () => {
+      const now = Date.now();
+      const today = floorDay(now);
+      const db = await startService(testDb.url);
+      try {
+        await testDb.query(`ALTER TABLE samples DETACH PARTITION ${CATCHALL_NAME}`);
+        await testDb.query(`ALTER TABLE samples ATTACH PARTITION ${CATCHALL_NAME} FOR VALUES FROM (MINVALUE) TO ('${new Date(today - 6 * DAY_MS).toISOString()}')`);
+        const writer = new SampleWriter(db, new PartitionMaintainer(db, undefined));
+        const batch = [sample('dev-s', 'temp', now - 5 * DAY_MS), sample('dev-s', 'temp', now)];
+        await writer.write(batch, seen(batch));
+      } finally {
+        await db.onApplicationShutdown();
+      }
+
+      jest.restoreAllMocks(); // the app's own log lines are what this test reads
+      const app = await startTestApp({ DATABASE_URL: testDb.url, RETENTION_DAYS: '2', MQTT_URL: undefined, MQTT_PORT: '0' });
+      try {
+        const dropped = app.logs.filter((line) => line.includes('partition dropped (retention)')).map((line) => JSON.parse(line).partition);
+        // Days ending at or before now - 2 days: today-6 … today-3 (the last ends at today-2 ≤ now-2d).
+        expect(dropped).toEqual([6, 5, 4, 3].map((d) => dailyPartitionName(today - d * DAY_MS)));
+        const lastPartitionLine = app.logs.findLastIndex((line) => line.includes('"context":"Partitions"'));
+        const brokerListening = app.logs.findIndex((line) => line.includes('embedded MQTT broker listening'));
+        expect(brokerListening).toBeGreaterThan(lastPartitionLine);
+        expect((await partitionLayout(testDb))[0].to).toBe(today - 2 * DAY_MS);
+        expect(await testDb.query(`SELECT ts FROM samples WHERE device_id = 'dev-s'`)).toEqual([{ ts: new Date(now) }]);
+      } finally {
+        await app.close();
+      }
     });
   });
 });
