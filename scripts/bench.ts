@@ -171,6 +171,7 @@ async function ingestPhase(dbUrl: string, db: Client): Promise<Record<string, nu
     const { perSec, wall } = await measureRows(count, expected, started);
     const acks = await published;
     const cpuSeconds = procCpuSeconds(pid) - cpuStart;
+    const figures = await appFigures(port);
     await new Promise((r) => setTimeout(r, 1000));
     const finalRows = await count();
     const distinct = Number((await db.query('SELECT count(*)::int AS n FROM (SELECT DISTINCT device_id, metric, ts FROM samples) d')).rows[0].n);
@@ -185,6 +186,7 @@ async function ingestPhase(dbUrl: string, db: Client): Promise<Record<string, nu
       duplicateRows: finalRows - distinct,
       appCpuPercent: round((cpuSeconds / wall) * 100),
       appPeakRssMb: procPeakRssMb(pid),
+      ...figures,
     };
   } finally {
     await stopProcess(app);
@@ -236,6 +238,9 @@ async function appFigures(port: number): Promise<Record<string, number>> {
     appExternalMb: mb('nodejs_external_memory_bytes'),
     commitOver50msShare: round(1 - value('telemetry_ingest_lag_seconds_bucket{le="0.05"}') / lagCount, 4),
     commitOver100msShare: round(1 - value('telemetry_ingest_lag_seconds_bucket{le="0.1"}') / lagCount, 4),
+    flushes: value('telemetry_ingest_flush_seconds_count'),
+    flushOver25msShare: round(1 - value('telemetry_ingest_flush_seconds_bucket{le="0.025"}') / value('telemetry_ingest_flush_seconds_count'), 4),
+    flushOver50msShare: round(1 - value('telemetry_ingest_flush_seconds_bucket{le="0.05"}') / value('telemetry_ingest_flush_seconds_count'), 4),
     majorGcCount: value('nodejs_gc_duration_seconds_count{kind="major"}'),
     majorGcSeconds: round(value('nodejs_gc_duration_seconds_sum{kind="major"}'), 3),
   };
@@ -292,7 +297,7 @@ async function load(url: string, paths: string[]): Promise<{ reqPerSec: number; 
 }
 
 /** Cached GET /api/devices/:id/latest over all devices vs a bare node:http server answering similar JSON. */
-async function httpPhase(dbUrl: string): Promise<Record<string, number>> {
+async function httpPhase(dbUrl: string, db: Client): Promise<Record<string, number>> {
   const port = await freePort();
   let app: ChildProcess | undefined;
   const bare = createHttpServer((req, res) => {
@@ -304,8 +309,23 @@ async function httpPhase(dbUrl: string): Promise<Record<string, number>> {
   try {
     // A long latest TTL keeps every device cached for the whole run (the load itself is the point here).
     app = await startApp({ DATABASE_URL: dbUrl, INSTANCE_ID: 'bench-http', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), CACHE_TTL_LATEST_S: '3600' }, port);
+    // The phase has a database of its own: give every device a stored sample (and its rollup and device row, as the write path would).
+    await db.query(
+      `WITH s AS (
+         INSERT INTO samples (device_id, metric, ts, value)
+         SELECT 'bench-' || d, m, date_trunc('second', now()) - interval '1 minute', d % 100
+         FROM generate_series(0, $1::int - 1) d, unnest(ARRAY['battery', 'humidity', 'pressure', 'temperature']) m
+         RETURNING device_id, metric, ts, value),
+       r AS (
+         INSERT INTO hourly_aggregates (device_id, metric, bucket, count, sum, min, max)
+         SELECT device_id, metric, date_trunc('hour', ts, 'UTC'), 1, value, value, value FROM s)
+       INSERT INTO devices (id, first_seen, last_seen) SELECT DISTINCT device_id, ts, ts FROM s`,
+      [deviceCount],
+    );
     const paths = Array.from({ length: deviceCount }, (_, d) => `/api/devices/bench-${d}/latest`);
     for (const path of paths) await fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.text()); // warm the cache
+    const probe = (await (await fetch(`http://127.0.0.1:${port}${paths[1]}`)).json()) as { deviceId?: string; metrics?: Record<string, number> };
+    if (probe.deviceId !== 'bench-1' || Object.keys(probe.metrics ?? {}).length !== 4) throw new Error(`latest answered ${JSON.stringify(probe)}`);
     log(`HTTP: cached latest over ${deviceCount} devices, 50 connections`);
     const served = await load(`http://127.0.0.1:${port}`, paths);
     const barePort = await freePort();
@@ -392,7 +412,7 @@ async function main(): Promise<void> {
       log(`footprint: 10,000 devices, 1,000 clients at ${fp.rateMsgPerSec} msg/s: app RSS ${fp.appRssAtEndMb} MB at the end, peak ${fp.appPeakRssMb} MB; p50 ${fp.p50Ms} ms, p99 ${fp.p99Ms} ms (${fp.delivered} delivered)`);
     }
     if (want('http')) {
-      const http = await withDatabase(admin, (url) => httpPhase(url));
+      const http = await withDatabase(admin, httpPhase);
       result.http = http;
       log(`http latest (cached): ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms; bare node:http ${http.bareReqPerSec} req/s; ratio ${http.ratioToBare}`);
     }
