@@ -19,6 +19,9 @@ const DAY_MS = 24 * 3600_000;
 const DAYS_AHEAD = 8;
 
 const dayName = (ms: number) => `samples_p${new Date(ms).toISOString().slice(0, 10).replace(/-/g, '')}`;
+/** The samples table as the initial migration made it (migrations keep their own copy: later ones must not change it). */
+const SAMPLE_COLUMNS = `device_id text COLLATE "C" NOT NULL, metric text COLLATE "C" NOT NULL, ts timestamptz NOT NULL,
+  value double precision NOT NULL, PRIMARY KEY (device_id, metric, ts)`;
 const literal = (ms: number) => `'${new Date(ms).toISOString()}'`;
 
 export class PartitionSamples1732400000000 implements MigrationInterface {
@@ -33,13 +36,7 @@ export class PartitionSamples1732400000000 implements MigrationInterface {
     await q.query(`ALTER TABLE samples RENAME TO samples_catchall`);
     await q.query(`ALTER INDEX samples_pkey RENAME TO samples_catchall_pkey`);
     await q.query(`
-      CREATE TABLE samples (
-        device_id text COLLATE "C" NOT NULL,
-        metric text COLLATE "C" NOT NULL,
-        ts timestamptz NOT NULL,
-        value double precision NOT NULL,
-        PRIMARY KEY (device_id, metric, ts)
-      ) PARTITION BY RANGE (ts)`);
+      CREATE TABLE samples (${SAMPLE_COLUMNS}) PARTITION BY RANGE (ts)`);
     await q.query(`ALTER TABLE samples ATTACH PARTITION samples_catchall FOR VALUES FROM (MINVALUE) TO (${literal(bound.getTime())})`);
     for (let day = bound.getTime(); day < today.getTime() + DAYS_AHEAD * DAY_MS; day += DAY_MS) {
       await q.query(`CREATE TABLE ${dayName(day)} PARTITION OF samples FOR VALUES FROM (${literal(day)}) TO (${literal(day + DAY_MS)})`);
@@ -52,13 +49,7 @@ export class PartitionSamples1732400000000 implements MigrationInterface {
     await q.query(`ALTER TABLE samples RENAME TO samples_partitioned`);
     await q.query(`ALTER INDEX samples_pkey RENAME TO samples_partitioned_pkey`);
     await q.query(`
-      CREATE TABLE samples (
-        device_id text COLLATE "C" NOT NULL,
-        metric text COLLATE "C" NOT NULL,
-        ts timestamptz NOT NULL,
-        value double precision NOT NULL,
-        PRIMARY KEY (device_id, metric, ts)
-      )`);
+      CREATE TABLE samples (${SAMPLE_COLUMNS})`);
     await q.query(`INSERT INTO samples SELECT device_id, metric, ts, value FROM samples_partitioned ORDER BY 1, 2, 3`);
     await q.query(`DROP TABLE samples_partitioned`);
   }
