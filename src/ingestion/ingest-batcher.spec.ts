@@ -8,7 +8,7 @@ import { loadConfig } from '../config/load-config';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import type { DatabaseService } from '../storage/database.service';
 import type { DeviceSeen, SampleWriter } from '../storage/sample-writer';
-import { type CommittedBatch, IngestBatcher } from './ingest-batcher';
+import { type CommittedBatch, IngestBatcher, laneOf } from './ingest-batcher';
 import type { IngestMessage } from './ingest-message';
 import type { Sample } from './payload-parser';
 
@@ -126,7 +126,7 @@ describe('IngestBatcher', () => {
   it('writes a batch as soon as it holds maxBatchSamples samples, without waiting for the timer', async () => {
     const batcher = makeBatcher({ maxBatchSamples: 6, flushIntervalMs: 60_000 });
     const m1 = telemetry('dev-1', { a: 1, b: 2 });
-    const m2 = telemetry('dev-2', { a: 3, b: 4 });
+    const m2 = telemetry('dev-3', { a: 3, b: 4 });
     const m3 = telemetry('dev-1', { a: 5, b: 6 });
     batcher.accept(m1.message);
     batcher.accept(m2.message);
@@ -138,12 +138,12 @@ describe('IngestBatcher', () => {
     expect(writer.calls[0].samples).toEqual([
       { deviceId: 'dev-1', metric: 'a', ts: m1.ts, value: 1 },
       { deviceId: 'dev-1', metric: 'b', ts: m1.ts, value: 2 },
-      { deviceId: 'dev-2', metric: 'a', ts: m2.ts, value: 3 },
-      { deviceId: 'dev-2', metric: 'b', ts: m2.ts, value: 4 },
+      { deviceId: 'dev-3', metric: 'a', ts: m2.ts, value: 3 },
+      { deviceId: 'dev-3', metric: 'b', ts: m2.ts, value: 4 },
       { deviceId: 'dev-1', metric: 'a', ts: m3.ts, value: 5 },
       { deviceId: 'dev-1', metric: 'b', ts: m3.ts, value: 6 },
     ]);
-    expect(writer.calls[0].devices.map((d) => d.deviceId).sort()).toEqual(['dev-1', 'dev-2']);
+    expect(writer.calls[0].devices.map((d) => d.deviceId).sort()).toEqual(['dev-1', 'dev-3']);
 
     // The next message opens a new batch.
     batcher.accept(telemetry().message);
@@ -410,7 +410,7 @@ describe('IngestBatcher', () => {
   it('gives commit listeners only the samples the write really stored, and counts those as ingested', async () => {
     const batcher = makeBatcher();
     const seen: Array<{ batch: CommittedBatch; acked: number }> = [];
-    const msgs = [telemetry('dev-1', { t: 20 }), telemetry('dev-2', { t: 21 })];
+    const msgs = [telemetry('dev-1', { t: 20 }), telemetry('dev-3', { t: 21 })];
     batcher.onCommitted(() => {
       throw new Error('a broken listener');
     });
@@ -421,11 +421,11 @@ describe('IngestBatcher', () => {
     expect(seen).toEqual([]); // nothing before the commit
     expect(writer.calls[0].samples).toHaveLength(2);
 
-    // dev-1's point was already stored (a redelivery): the writer reports only dev-2's as new.
+    // dev-1's point was already stored (a redelivery): the writer reports only dev-3's as new.
     writer.calls[0].result.resolve([writer.calls[0].samples[1]]);
     await drained;
     expect(seen).toHaveLength(1);
-    expect(seen[0].batch.samples).toEqual([{ deviceId: 'dev-2', metric: 't', ts: msgs[1].ts, value: 21 }]);
+    expect(seen[0].batch.samples).toEqual([{ deviceId: 'dev-3', metric: 't', ts: msgs[1].ts, value: 21 }]);
     // Both messages are acked all the same: the duplicate is stored (once), just not new.
     expect(seen[0].acked).toBe(2);
     for (const m of msgs) expect(m.ack).toHaveBeenCalledTimes(1);
@@ -435,15 +435,100 @@ describe('IngestBatcher', () => {
   it('reports each device once per batch with its first and last receive time', async () => {
     const batcher = makeBatcher();
     batcher.accept(telemetry('dev-1', { v: 1 }, RECEIVED_AT + 100).message);
-    batcher.accept(telemetry('dev-2', { v: 1 }, RECEIVED_AT + 200).message);
+    batcher.accept(telemetry('dev-3', { v: 1 }, RECEIVED_AT + 200).message);
     batcher.accept(telemetry('dev-1', { v: 1 }, RECEIVED_AT + 300).message);
     const drained = batcher.drain();
     const devices = [...writer.calls[0].devices].sort((a, b) => a.deviceId.localeCompare(b.deviceId));
     expect(devices).toEqual([
       { deviceId: 'dev-1', firstSeenMs: RECEIVED_AT + 100, lastSeenMs: RECEIVED_AT + 300 },
-      { deviceId: 'dev-2', firstSeenMs: RECEIVED_AT + 200, lastSeenMs: RECEIVED_AT + 200 },
+      { deviceId: 'dev-3', firstSeenMs: RECEIVED_AT + 200, lastSeenMs: RECEIVED_AT + 200 },
     ]);
     writer.calls[0].commitAll();
     await drained;
   });
+
+  describe('lanes (two writers, each owning the devices that hash to it)', () => {
+    // dev-1 and dev-3 share a lane, dev-2 is in the other (checked below).
+    it('puts a device always in the same lane, and spreads many devices over both', () => {
+      expect([laneOf('dev-1', 2), laneOf('dev-3', 2), laneOf('dev-2', 2)]).toEqual([0, 0, 1]);
+      const lanes = Array.from({ length: 1000 }, (_, i) => laneOf(`bench-${i}`, 2));
+      const inFirst = lanes.filter((l) => l === 0).length;
+      expect(inFirst).toBeGreaterThan(400);
+      expect(inFirst).toBeLessThan(600);
+    });
+
+    it('writes batches of devices in different lanes at once, never mixing their devices', async () => {
+      const batcher = makeBatcher({ maxBatchSamples: 1 });
+      const a = telemetry('dev-1', { t: 1 });
+      const b = telemetry('dev-2', { t: 2 });
+      batcher.accept(a.message);
+      batcher.accept(b.message);
+      expect(writer.calls).toHaveLength(2);
+      expect(writer.calls.map((c) => c.samples.map((s) => s.deviceId))).toEqual([['dev-1'], ['dev-2']]);
+      // The second lane commits first: its message is acked without waiting for the first.
+      writer.calls[1].commitAll();
+      await settle();
+      expect(b.ack).toHaveBeenCalledTimes(1);
+      expect(a.ack).not.toHaveBeenCalled();
+      writer.calls[0].commitAll();
+      await settle();
+      expect(a.ack).toHaveBeenCalledTimes(1);
+    });
+
+    it('commits one lane in order: the next batch of a lane is written only after the previous one committed', async () => {
+      const batcher = makeBatcher({ maxBatchSamples: 1 });
+      const first = telemetry('dev-1', { t: 1 });
+      const second = telemetry('dev-3', { t: 2 });
+      batcher.accept(first.message);
+      batcher.accept(second.message);
+      expect(writer.calls).toHaveLength(1);
+      writer.calls[0].commitAll();
+      await settle();
+      expect(first.ack).toHaveBeenCalledTimes(1);
+      expect(writer.calls).toHaveLength(2);
+      expect(writer.calls[1].samples.map((s) => s.deviceId)).toEqual(['dev-3']);
+      writer.calls[1].commitAll();
+      await settle();
+      expect(second.ack).toHaveBeenCalledTimes(1);
+    });
+
+    it('while a lane is writing, its next batch keeps filling past the flush interval and is written when the write ends', async () => {
+      jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+      const batcher = makeBatcher({ maxBatchSamples: 100, flushIntervalMs: 10 });
+      batcher.accept(telemetry('dev-1', { t: 1 }).message);
+      jest.advanceTimersByTime(10);
+      expect(writer.calls).toHaveLength(1);
+      // Three more intervals pass during the write: still one batch filling, not three small ones.
+      for (let i = 0; i < 3; i++) {
+        batcher.accept(telemetry('dev-3', { t: 2 + i }).message);
+        jest.advanceTimersByTime(10);
+      }
+      expect(writer.calls).toHaveLength(1);
+      writer.calls[0].commitAll();
+      await settle();
+      expect(writer.calls).toHaveLength(2);
+      expect(writer.calls[1].samples.map((s) => s.value)).toEqual([2, 3, 4]);
+      writer.calls[1].commitAll();
+      await settle();
+    });
+
+    it('cuts a lane that is writing once its next batch reaches maxBatchSamples', async () => {
+      const batcher = makeBatcher({ maxBatchSamples: 2 });
+      batcher.accept(telemetry('dev-1', { a: 1, b: 2 }).message);
+      expect(writer.calls).toHaveLength(1);
+      batcher.accept(telemetry('dev-1', { a: 3, b: 4 }).message);
+      batcher.accept(telemetry('dev-3', { a: 5, b: 6 }).message);
+      // Two full batches wait behind the write (capacity, not the lane, bounds memory).
+      expect(writer.calls).toHaveLength(1);
+      writer.calls[0].commitAll();
+      await settle();
+      expect(writer.calls.map((c) => c.samples.map((s) => s.value))).toEqual([[1, 2], [3, 4]]);
+      writer.calls[1].commitAll();
+      await settle();
+      expect(writer.calls[2].samples.map((s) => s.value)).toEqual([5, 6]);
+      writer.calls[2].commitAll();
+      await settle();
+    });
+  });
 });
+

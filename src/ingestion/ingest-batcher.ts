@@ -5,6 +5,13 @@
 // offered while that many are un-acknowledged waits (unparsed) until a commit
 // frees a slot, and its source learns only then that it was taken, which
 // propagates back-pressure to the broker when PostgreSQL is slow or down.
+//
+// Two writers run at once, each owning the devices whose id hashes to its
+// lane: concurrent batches then never touch the same rollup or device rows,
+// so neither waits on the other's row locks (two writers on shared devices
+// reached 121k rows/s in a PostgreSQL-only loop, on disjoint devices
+// 141–176k). One lane commits in order, so a device's batches commit in the
+// order they arrived.
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { RateLimitedLog } from '../logging/rate-limited-log';
@@ -25,7 +32,6 @@ class Batch {
   readonly acks: Array<() => void> = [];
   readonly receivedAt: number[] = [];
   readonly devices = new Map<string, DeviceSeen>();
-  readonly openedAt = Date.now();
 
   add(deviceId: string, samples: Sample[], receivedAtMs: number, ack: () => void): void {
     for (let i = 0; i < samples.length; i++) this.samples.push(samples[i]);
@@ -37,7 +43,22 @@ class Batch {
   }
 }
 
-const MAX_CONCURRENT_FLUSHES = 2;
+const LANES = 2;
+
+/** A device's lane: FNV-1a over the id's UTF-16 code units. */
+export function laneOf(deviceId: string, lanes: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < deviceId.length; i++) hash = Math.imul(hash ^ deviceId.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % lanes;
+}
+
+/** One writer: the batch being filled, the batches cut and waiting, and whether one is being written. */
+class Lane {
+  current = new Batch();
+  readonly queued: Batch[] = [];
+  flushing = false;
+}
+
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
 
@@ -45,9 +66,8 @@ const RETRY_MAX_MS = 5000;
 export class IngestBatcher {
   private readonly logger = new Logger('Ingest');
   private readonly rejectLog = new RateLimitedLog((msg, fields) => this.logger.warn({ msg, ...fields }));
-  private current = new Batch();
+  private readonly lanes = Array.from({ length: LANES }, () => new Lane());
   private timer: NodeJS.Timeout | undefined;
-  private flushing = 0;
   private pending = 0; // messages handed over and not yet acked
   private readonly waiting: Array<{ message: IngestMessage; onAccepted?: () => void }> = [];
   private idleWaiters: Array<() => void> = [];
@@ -108,8 +128,9 @@ export class IngestBatcher {
       return;
     }
     this.pending++;
-    this.current.add(result.deviceId, result.samples, message.receivedAtMs, message.ack);
-    if (this.current.samples.length >= this.config.ingest.maxBatchSamples) this.cut();
+    const lane = this.lanes[laneOf(result.deviceId, LANES)];
+    lane.current.add(result.deviceId, result.samples, message.receivedAtMs, message.ack);
+    if (lane.current.samples.length >= this.config.ingest.maxBatchSamples) this.cutLane(lane);
     else if (!this.timer) this.timer = setTimeout(() => this.cut(), this.config.ingest.flushIntervalMs);
   }
 
@@ -126,29 +147,47 @@ export class IngestBatcher {
     this.stopped = true;
   }
 
-  private queued: Batch[] = [];
-
+  /** Cuts every lane's batch (the flush interval ran out, or shutdown). */
   private cut(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
     this.updateGauges();
-    if (this.current.samples.length === 0) return;
-    this.queued.push(this.current);
-    this.current = new Batch();
-    this.pump();
+    for (const lane of this.lanes) this.cutLane(lane);
   }
 
-  private pump(): void {
-    while (this.flushing < MAX_CONCURRENT_FLUSHES && this.queued.length > 0) {
-      const batch = this.queued.shift() as Batch;
-      this.flushing++;
-      void this.flush(batch).finally(() => {
-        this.flushing--;
-        this.pump();
-      });
-    }
+  /**
+   * While a lane is writing, its next batch keeps filling (up to
+   * maxBatchSamples) instead of being cut into many small ones: the end of
+   * the write cuts it, so a batch holds what arrived during the last write.
+   */
+  private cutLane(lane: Lane): void {
+    if (lane.current.samples.length === 0) return;
+    if (lane.flushing && lane.current.samples.length < this.config.ingest.maxBatchSamples) return;
+    lane.queued.push(lane.current);
+    lane.current = new Batch();
+    this.pump(lane);
+  }
+
+  private pump(lane: Lane): void {
+    if (lane.flushing || lane.queued.length === 0) return;
+    const batch = lane.queued.shift() as Batch;
+    lane.flushing = true;
+    void this.flush(batch).finally(() => {
+      lane.flushing = false;
+      if (lane.queued.length > 0) this.pump(lane);
+      else this.afterWrite(lane);
+    });
+  }
+
+  /** The batch that filled during a write goes now if its first message has waited a flush interval, else when it has. */
+  private afterWrite(lane: Lane): void {
+    const first = lane.current.receivedAt[0];
+    if (first === undefined) return;
+    const waited = Date.now() - first;
+    if (waited >= this.config.ingest.flushIntervalMs) this.cutLane(lane);
+    else if (!this.timer) this.timer = setTimeout(() => this.cut(), this.config.ingest.flushIntervalMs - waited);
   }
 
   private async flush(batch: Batch): Promise<void> {
