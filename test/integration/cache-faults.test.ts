@@ -255,8 +255,8 @@ describeWithServers(['postgres'])('cache fallback when Redis dies or hangs (priv
     it('every route answers as before within normal + 100 ms (+150 ms CI allowance)', async () => {
       // Redis now holds devA's latest (loaded from the database after the restart).
       heldBefore = await inspect((r) => r.hgetall(cacheKeys.latest(devA)));
-      // '~complete' marks an entry loaded in full (src/cache/redis-store.ts).
-      expect(Object.keys(heldBefore).sort()).toEqual(['h', 't', '~complete']);
+      // '~complete' marks an entry loaded in full, '~ts' its newest point (src/cache/redis-store.ts).
+      expect(Object.keys(heldBefore).sort()).toEqual(['h', 't', '~complete', '~ts']);
       redisServer.pause();
       await checkAllRoutes('hung', 3);
     });
