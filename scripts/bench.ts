@@ -241,6 +241,8 @@ async function appFigures(port: number): Promise<Record<string, number>> {
     flushes: value('telemetry_ingest_flush_seconds_count'),
     flushOver25msShare: round(1 - value('telemetry_ingest_flush_seconds_bucket{le="0.025"}') / value('telemetry_ingest_flush_seconds_count'), 4),
     flushOver50msShare: round(1 - value('telemetry_ingest_flush_seconds_bucket{le="0.05"}') / value('telemetry_ingest_flush_seconds_count'), 4),
+    eventLoopLagP99Ms: round(value('nodejs_eventloop_lag_p99_seconds') * 1000, 1),
+    eventLoopLagMaxMs: round(value('nodejs_eventloop_lag_max_seconds') * 1000, 1),
     majorGcCount: value('nodejs_gc_duration_seconds_count{kind="major"}'),
     majorGcSeconds: round(value('nodejs_gc_duration_seconds_sum{kind="major"}'), 3),
   };
