@@ -153,33 +153,9 @@ export function parseSimulatorArgs(argv: readonly string[]): ParseOutcome {
     }
     throw error;
   }
-  const o = command.opts<{
-    devices: number;
-    rate: number;
-    duration: number;
-    qos: string;
-    url: string;
-    badRatio: number;
-    prefix: string;
-    seed: number;
-    maxInflight: number;
-    backfill: number;
-  }>();
-  return {
-    kind: 'run',
-    options: {
-      devices: o.devices,
-      rate: o.rate,
-      duration: o.duration,
-      qos: o.qos === '0' ? 0 : 1,
-      url: o.url,
-      badRatio: o.badRatio,
-      prefix: o.prefix,
-      seed: o.seed,
-      maxInflight: o.maxInflight,
-      backfill: o.backfill,
-    },
-  };
+  // commander parses every option to its SimulatorOptions type except --qos, which stays a string.
+  const { qos, ...rest } = command.opts<Omit<SimulatorOptions, 'qos'> & { qos: string }>();
+  return { kind: 'run', options: { ...rest, qos: qos === '0' ? 0 : 1 } };
 }
 
 /** The broker URL with any password replaced, for output. */
