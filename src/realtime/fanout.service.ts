@@ -98,9 +98,9 @@ export class FanoutService implements OnApplicationShutdown {
     if (this.publisher?.status === 'ready') this.publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${HELLO}`).catch(() => undefined);
   }
 
-  /** Whether a batch needs to go out on Redis at all. */
+  /** Whether a batch needs to go out on Redis at all (othersListening never turns false on Cluster). */
   private get remoteDelivery(): boolean {
-    return this.publisher !== undefined && (this.othersListening || this.redis.isCluster);
+    return this.publisher !== undefined && this.othersListening;
   }
 
   // ---- subscriptions -----------------------------------------------------
