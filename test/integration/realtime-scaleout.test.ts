@@ -10,14 +10,12 @@
 //    per database, which is what connects A and B.
 //  - C and D on a private redis-server that the test kills and restarts.
 import Redis from 'ioredis';
-import type { MqttClient } from 'mqtt';
-import { EmbeddedBroker } from '../../src/broker/embedded-broker';
 import { metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import { PrivateRedis } from '../support/private-redis';
-import { connectDevice, telemetryTopic } from '../support/publisher';
+import { telemetryTopic } from '../support/publisher';
 import { describeWithServers } from '../support/servers';
-import { startTestApp, type TestApp } from '../support/test-app';
+import { type EmbeddedInstance, startEmbeddedInstance, stopEmbeddedInstance } from '../support/embedded-instance';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { type Frame, lockSharedRedisDb, now, WsTestClient } from '../support/ws-client';
 
@@ -30,28 +28,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const isSample = (deviceId: string, ts?: number) => (f: Frame) =>
   f.event === 'sample' && f.data?.deviceId === deviceId && (ts === undefined || f.data.ts === iso(ts));
 
-interface Instance {
-  app: TestApp;
-  wsUrl: string;
-  device: MqttClient;
-}
+type Instance = EmbeddedInstance;
 
-async function startInstance(env: Record<string, string | undefined>, deviceClientId: string): Promise<Instance> {
-  const app = await startTestApp({ MQTT_URL: undefined, MQTT_PORT: '0', WS_TOKEN: undefined, WS_RATE_LIMIT: undefined, WS_RATE_WINDOW_S: undefined, ...env });
-  const port = app.get(EmbeddedBroker).port;
-  if (!port) {
-    await app.close();
-    throw new Error('embedded broker is not listening');
-  }
-  const device = await connectDevice(`mqtt://127.0.0.1:${port}`, { clientId: deviceClientId });
-  return { app, wsUrl: `${app.baseUrl.replace('http', 'ws')}/ws`, device };
-}
-
-async function stopInstance(instance: Instance | undefined): Promise<void> {
-  if (!instance) return;
-  await instance.device.endAsync().catch(() => undefined);
-  await instance.app.close().catch(() => undefined);
-}
+const startInstance = (env: Record<string, string | undefined>, deviceClientId: string) =>
+  startEmbeddedInstance({ WS_RATE_LIMIT: undefined, WS_RATE_WINDOW_S: undefined, ...env }, deviceClientId);
+const stopInstance = stopEmbeddedInstance;
 
 async function metric(instance: Instance, name: string): Promise<number> {
   const res = await instance.app.app.inject({ method: 'GET', url: '/metrics' });

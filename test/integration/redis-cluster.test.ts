@@ -18,8 +18,6 @@
 // Nest's static Logger writes to the last-created app's logs (B), so "no
 // warning" checks read A's and B's logs together.
 import type { Cluster } from 'ioredis';
-import type { MqttClient } from 'mqtt';
-import { EmbeddedBroker } from '../../src/broker/embedded-broker';
 import { cacheKeys } from '../../src/cache/cache-keys';
 import { CacheService } from '../../src/cache/cache.service';
 import { SampleWriter } from '../../src/storage/sample-writer';
@@ -27,9 +25,9 @@ import { scanKeys } from '../support/redis-keys';
 import { metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import { PrivateRedisCluster } from '../support/private-redis-cluster';
-import { connectDevice, publishAll, telemetryTopic } from '../support/publisher';
+import { publishAll, telemetryTopic } from '../support/publisher';
 import { describeWithServers } from '../support/servers';
-import { startTestApp, type TestApp } from '../support/test-app';
+import { type EmbeddedInstance, startEmbeddedInstance, stopEmbeddedInstance } from '../support/embedded-instance';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { type Frame, WsTestClient } from '../support/ws-client';
 
@@ -39,30 +37,13 @@ const ADMIN_KEY = 'redis-cluster-admin-key';
 const HOUR = 3_600_000;
 const DEVICES = 50;
 
-interface Instance {
-  app: TestApp;
-  wsUrl: string;
-  device: MqttClient;
-}
+type Instance = EmbeddedInstance;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-async function startInstance(env: Record<string, string | undefined>, deviceClientId: string): Promise<Instance> {
-  const app = await startTestApp({ MQTT_URL: undefined, MQTT_PORT: '0', REDIS_URL: undefined, WS_TOKEN: undefined, ...env });
-  const port = app.get(EmbeddedBroker).port;
-  if (!port) {
-    await app.close();
-    throw new Error('embedded broker is not listening');
-  }
-  const device = await connectDevice(`mqtt://127.0.0.1:${port}`, { clientId: deviceClientId });
-  return { app, wsUrl: `${app.baseUrl.replace('http', 'ws')}/ws`, device };
-}
-
-async function stopInstance(instance: Instance | undefined): Promise<void> {
-  if (!instance) return;
-  await instance.device.endAsync().catch(() => undefined);
-  await instance.app.close().catch(() => undefined);
-}
+const startInstance = (env: Record<string, string | undefined>, deviceClientId: string) =>
+  startEmbeddedInstance({ REDIS_URL: undefined, ...env }, deviceClientId);
+const stopInstance = stopEmbeddedInstance;
 
 describeWithServers(['postgres'])('Redis Cluster: cache, fan-out and rate limit across two instances', () => {
   const run = Math.random().toString(36).slice(2, 8);
