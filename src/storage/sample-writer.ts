@@ -31,7 +31,9 @@ WITH input AS (
 ),
 inserted AS (
   INSERT INTO samples (device_id, metric, ts, value)
-  SELECT device_id, metric, ts, value FROM input ORDER BY device_id, metric, ts
+  -- ord breaks ties: of a point sent twice in one batch the first one sent is
+  -- stored, the one the writer reports as new below.
+  SELECT device_id, metric, ts, value FROM input ORDER BY device_id, metric, ts, ord
   ON CONFLICT DO NOTHING
   RETURNING device_id, metric, ts, value
 ),
@@ -47,7 +49,8 @@ rollup AS (
 ),
 seen AS (
   INSERT INTO devices AS d (id, first_seen, last_seen)
-  SELECT * FROM unnest($5::text[], $6::timestamptz[], $7::timestamptz[]) AS s(id, first_seen, last_seen) ORDER BY 1
+  SELECT id, to_timestamp(first_ms / 1000.0), to_timestamp(last_ms / 1000.0)
+  FROM unnest($5::text[], $6::float8[], $7::float8[]) AS s(id, first_ms, last_ms) ORDER BY 1
   ON CONFLICT (id) DO UPDATE SET
     first_seen = LEAST(d.first_seen, EXCLUDED.first_seen),
     last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen)
@@ -58,7 +61,7 @@ seen AS (
 SELECT n.inserted,
   -- Which input rows were new, computed only in the rare batch that held duplicates.
   CASE WHEN n.inserted < $8::int THEN
-    (SELECT coalesce(array_agg(i.ord::int), '{}') FROM input i JOIN inserted s USING (device_id, metric, ts))
+    (SELECT coalesce(array_agg(i.ord::int ORDER BY i.ord), '{}') FROM input i JOIN inserted s USING (device_id, metric, ts))
   END AS new_rows
 FROM (SELECT count(*)::int AS inserted FROM inserted) n`;
 
@@ -93,19 +96,19 @@ export class SampleWriter {
       times.join(','),
       values.join(','),
       devices.map((d) => d.deviceId),
-      devices.map((d) => new Date(d.firstSeenMs).toISOString()),
-      devices.map((d) => new Date(d.lastSeenMs).toISOString()),
+      devices.map((d) => d.firstSeenMs),
+      devices.map((d) => d.lastSeenMs),
       n,
     ];
     let partitionsEnsured = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        const [row] = await this.db.query<{ inserted: number; new_rows: number[] | null }>(WRITE_BATCH_SQL, params);
+        const [row] = await this.db.query<{ new_rows: number[] | null }>(WRITE_BATCH_SQL, params);
         if (row.new_rows === null) return samples;
-        // Ordinals are 1-based; a point sent twice in one batch maps to one stored row.
+        // Ordinals are 1-based and ascending; a point sent twice in one batch maps to one stored row.
         const seen = new Set<string>();
         const stored: Sample[] = [];
-        for (const ord of row.new_rows.sort((a, b) => a - b)) {
+        for (const ord of row.new_rows) {
           const sample = samples[ord - 1];
           const key = `${sample.deviceId}\u0000${sample.metric}\u0000${sample.ts}`;
           if (!seen.has(key)) {

@@ -7,6 +7,7 @@ import { startTestApp, type TestApp } from '../support/test-app';
 import { connectDevice, publishAll, telemetryTopic } from '../support/publisher';
 import { waitFor } from '../support/free-port';
 import { clearSession } from '../support/mqtt-session';
+import { SampleWriter } from '../../src/storage/sample-writer';
 
 describeWithServers(['postgres', 'mosquitto'])('ingestion with real PostgreSQL and Mosquitto', () => {
   let db: TestDatabase;
@@ -113,6 +114,26 @@ describeWithServers(['postgres', 'mosquitto'])('ingestion with real PostgreSQL a
     const text = await metricsText();
     expect(Number(/telemetry_messages_rejected_total\{reason="invalid_json"\} (\d+)/.exec(text)?.[1])).toBe(rejectedBefore + 1);
     expect(Number(/telemetry_messages_rejected_total\{reason="invalid_value"\} (\d+)/.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a point sent twice in one batch with different values: the stored value is the one reported as new', async () => {
+    const deviceId = `twice-${run}`;
+    const ts = Date.now() - 60_000;
+    // Device ids sort before and after it so the duplicate pair sits mid-batch.
+    const samples = [
+      { deviceId: `a-${deviceId}`, metric: 't', ts, value: 0 },
+      { deviceId, metric: 't', ts, value: 1 },
+      { deviceId: `z-${deviceId}`, metric: 't', ts, value: 0 },
+      { deviceId, metric: 't', ts, value: 2 },
+    ];
+    const seen = { firstSeenMs: ts, lastSeenMs: ts + 1500 };
+    const stored = await app.get(SampleWriter).write(samples, [`a-${deviceId}`, deviceId, `z-${deviceId}`].map((id) => ({ deviceId: id, ...seen })));
+    const rows = await db.query<{ value: number }>(`SELECT value FROM samples WHERE device_id = $1`, [deviceId]);
+    expect(rows).toEqual([{ value: 1 }]);
+    expect(stored.filter((s) => s.deviceId === deviceId)).toEqual([{ deviceId, metric: 't', ts, value: 1 }]);
+    // Device times travel as epoch ms and come back to the millisecond.
+    const [device] = await db.query<{ first_seen: Date; last_seen: Date }>(`SELECT first_seen, last_seen FROM devices WHERE id = $1`, [deviceId]);
+    expect([device.first_seen.getTime(), device.last_seen.getTime()]).toEqual([ts, ts + 1500]);
   });
 
   it('reports healthy dependencies', async () => {
