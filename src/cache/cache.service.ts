@@ -81,16 +81,19 @@ export class CacheService {
     return this.read((s) => s.ttl(key));
   }
 
+  // Deletions go through write(): if Redis fails mid-call they are replayed at
+  // the resync like any other outage write. Memory is emptied too, for entries
+  // an outage left that no resync has cleared yet (a no-op when write() used it).
   async del(keys: string[]): Promise<number> {
-    if (this.backend === 'memory' && this.redisStore) this.markDirty(keys, []);
-    const [fromBackend] = await Promise.all([this.read((s) => s.del(keys)), this.memory.del(keys)]);
-    return fromBackend;
+    const deleted = await this.write(keys, (s) => s.del(keys));
+    await this.memory.del(keys);
+    return deleted;
   }
 
   async delPattern(pattern: string): Promise<number> {
-    if (this.backend === 'memory' && this.redisStore) this.markDirty([], [pattern]);
-    const [fromBackend, fromMemory] = await Promise.all([this.read((s) => s.delPattern(pattern)), this.memory.delPattern(pattern)]);
-    return this.backend === 'memory' ? fromMemory : fromBackend;
+    const deleted = await this.write([], (s) => s.delPattern(pattern), [pattern]);
+    await this.memory.delPattern(pattern);
+    return deleted;
   }
 
   countKeys(pattern: string): Promise<number> {
@@ -206,7 +209,8 @@ export class CacheService {
     return op(this.memory);
   }
 
-  private async write<T>(keys: string[], op: (store: HotStore) => Promise<T>): Promise<T> {
+  /** Like read(), but what lands in memory while Redis is configured is marked for the resync. */
+  private async write<T>(keys: string[], op: (store: HotStore) => Promise<T>, patterns: string[] = []): Promise<T> {
     if (this.redisStore && this.redis.isUp) {
       try {
         return await op(this.redisStore);
@@ -214,7 +218,7 @@ export class CacheService {
         this.redis.reportFailure(error);
       }
     }
-    if (this.redisStore) this.markDirty(keys, []);
+    if (this.redisStore) this.markDirty(keys, patterns);
     return op(this.memory);
   }
 
@@ -231,16 +235,24 @@ export class CacheService {
   /** Runs before Redis is used again after an outage; a throw keeps it out of use. */
   private async resync(): Promise<void> {
     const store = this.redisStore as RedisStore;
-    const patterns = this.dirtyOverflow ? cacheKeys.allCachePatterns() : [...this.dirtyPatterns];
-    const keys = [...this.dirtyKeys];
-    for (let i = 0; i < keys.length; i += 500) await store.del(keys.slice(i, i + 500));
-    for (const pattern of patterns) await store.delPattern(pattern);
-    if (keys.length > 0 || patterns.length > 0) {
+    // Redis still counts as down while this runs, so marks can arrive during
+    // a replay: each round takes what is marked and clears it, and another
+    // round replays what came in meanwhile.
+    for (let round = 0; round < 3 && (this.dirtyOverflow || this.dirtyKeys.size > 0 || this.dirtyPatterns.size > 0); round++) {
+      const patterns = this.dirtyOverflow ? cacheKeys.allCachePatterns() : [...this.dirtyPatterns];
+      const keys = [...this.dirtyKeys];
+      this.dirtyKeys.clear();
+      this.dirtyPatterns.clear();
+      this.dirtyOverflow = false;
+      try {
+        for (let i = 0; i < keys.length; i += 500) await store.del(keys.slice(i, i + 500));
+        for (const pattern of patterns) await store.delPattern(pattern);
+      } catch (error) {
+        this.markDirty(keys, patterns);
+        throw error;
+      }
       this.logger.log({ msg: 'replayed outage invalidations on Redis', keys: keys.length, patterns: patterns.length });
     }
-    this.dirtyKeys.clear();
-    this.dirtyPatterns.clear();
-    this.dirtyOverflow = false;
     this.memory.clear();
   }
 }
