@@ -110,8 +110,10 @@ export class FanoutService implements OnApplicationShutdown {
   }
 
   removeClient(client: ClientConnection): void {
-    for (const deviceId of client.subscriptions) this.byDevice.get(deviceId)?.delete(client);
-    client.subscriptions.clear();
+    // unsubscribe() also drops a device's set once it is empty (else byDevice
+    // grows with every id a departed client watched, and deliver() would
+    // build frames for empty sets).
+    for (const deviceId of [...client.subscriptions]) this.unsubscribe(client, deviceId);
     client.discard();
     this.clients.delete(client);
   }
