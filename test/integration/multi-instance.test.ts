@@ -142,6 +142,12 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
     const perInstance = texts.map(received);
     for (const [i, n] of perInstance.entries()) expect({ instance: INSTANCE_IDS[i], receivedSome: n > 0 }).toEqual({ instance: INSTANCE_IDS[i], receivedSome: true });
     expect(perInstance.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(MESSAGES);
+    // Shared, not merely overlapping: with a plain subscription each instance would get every
+    // message (3 × MESSAGES in total) and the idempotent write would still store each once.
+    expect(perInstance.reduce((x, y) => x + y, 0)).toBeLessThan(2 * MESSAGES);
+    for (const app of apps) {
+      expect(app.logRecords().find((r) => r.msg === 'subscribed')?.topic).toBe('$share/telemetry-hub/devices/+/telemetry');
+    }
     for (const text of texts) expectNoRejections(text);
 
     // The watcher: all 9,000 (device, ts) points, a third of them ingested locally, the rest through Redis.
