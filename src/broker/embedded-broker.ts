@@ -39,10 +39,6 @@ export class EmbeddedBroker {
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
-  get enabled(): boolean {
-    return !this.config.mqtt.url;
-  }
-
   get port(): number | undefined {
     return this.listeningPort;
   }

@@ -62,25 +62,6 @@ export class CacheService {
     return this.write([key], (s) => s.set(key, value, ttlS));
   }
 
-  mget(keys: string[]): Promise<Array<string | null>> {
-    return this.read((s) => s.mget(keys));
-  }
-
-  mset(entries: Array<{ key: string; value: string; ttlS: number }>): Promise<void> {
-    return this.write(
-      entries.map((e) => e.key),
-      (s) => s.mset(entries),
-    );
-  }
-
-  incr(key: string, ttlS: number): Promise<number> {
-    return this.write([key], (s) => s.incr(key, ttlS));
-  }
-
-  ttlOf(key: string): Promise<number> {
-    return this.read((s) => s.ttl(key));
-  }
-
   // Deletions go through write(): if Redis fails mid-call they are replayed at
   // the resync like any other outage write. Memory is emptied too, for entries
   // an outage left that no resync has cleared yet (a no-op when write() used it).

@@ -149,7 +149,7 @@ export class MqttConsumer implements MessageSource {
     }
     // Back-pressure: when the batcher is full, done() waits until it takes the
     // message, and mqtt.js reads nothing more from the socket until then.
-    this.handOver(packet, () => done());
+    this.handOver(packet, done);
   }
 
   private handOver(packet: IPublishPacket, onAccepted: () => void): void {

@@ -29,10 +29,6 @@ export class ClientConnection {
     return this.socket.readyState === this.socket.OPEN;
   }
 
-  get behind(): boolean {
-    return this.held.size > 0;
-  }
-
   /** Replies and control messages: always sent (they are rare and small). */
   send(frame: string): void {
     if (!this.open) return;
