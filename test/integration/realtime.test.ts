@@ -177,6 +177,7 @@ describeWithServers(['postgres', 'redis'])('WebSocket /ws (CONTRACT §5)', () =>
 
   it('a sample published over MQTT after subscribe arrives as sample {deviceId, ts, metrics}', async () => {
     const id = `live-${run}`;
+    const sentBefore = await metric('telemetry_ws_messages_sent_total');
     const c = await connect();
     await c.request('subscribe', { deviceId: id });
     const ts = await publish(id, { temperature: 22.25, on: 1 });
@@ -193,6 +194,8 @@ describeWithServers(['postgres', 'redis'])('WebSocket /ws (CONTRACT §5)', () =>
     const t3 = nextTs();
     await device.publishAsync(telemetryTopic(id), JSON.stringify({ ts: t3, metrics: { a: 3 } }), { qos: 0 });
     expect((await c.next(isSample(id, t3))).data.metrics).toEqual({ a: 3 });
+    // Every frame is counted: the subscribed answer and four samples (other clients may add more).
+    expect(await metric('telemetry_ws_messages_sent_total')).toBeGreaterThanOrEqual(sentBefore + 5);
   });
 
   it('a client that did not subscribe to a device receives none of its samples', async () => {
