@@ -4,7 +4,7 @@
 // invalidated during an outage is replayed as deletions on Redis before it is
 // used again, and the memory store is emptied, so a value from the outage
 // (which may differ between instances) is never served afterwards.
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { type CacheClass, TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { RedisConnection } from '../redis/redis-connection';
@@ -12,6 +12,7 @@ import { cacheKeys } from './cache-keys';
 import type { HotStore, LatestPoints, LatestUpdate } from './hot-store';
 import { MemoryStore } from './memory-store';
 import { RedisStore } from './redis-store';
+import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events';
 
 /** Keys remembered during an outage before falling back to clearing whole classes. */
 const MAX_DIRTY_KEYS = 10_000;
@@ -23,7 +24,7 @@ export interface CacheClassStats {
 }
 
 @Injectable()
-export class CacheService {
+export class CacheService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Cache');
   private readonly memory = new MemoryStore();
   private readonly redisStore: RedisStore | undefined;
@@ -32,16 +33,29 @@ export class CacheService {
   private readonly dirtyPatterns = new Set<string>();
   private dirtyOverflow = false;
   private readonly counts = new Map<CacheClass, { hits: number; misses: number }>();
+  private offCommitted: Unsubscribe | undefined;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redis: RedisConnection,
     private readonly metrics: TelemetryMetrics,
+    private readonly events: TelemetryEvents,
   ) {
     if (redis.configured) {
       this.redisStore = new RedisStore(redis.client);
       redis.onStateChange((up) => (up ? this.resync() : undefined));
     }
+  }
+
+  /** Every committed batch updates the latest-sample cache: one pipelined round trip per batch. */
+  onModuleInit(): void {
+    this.offCommitted = this.events.on('batch.committed', (batch) => {
+      this.recordLatest(batch.samples).catch((error: unknown) => this.logger.warn({ msg: 'latest cache update failed', error: String(error) }));
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.offCommitted?.();
   }
 
   get backend(): 'redis' | 'memory' {

@@ -2,9 +2,8 @@
 // whose message names the parameter and what is expected.
 import { BadRequestException } from '@nestjs/common';
 import { z } from 'zod';
-import { DEVICE_ID_PATTERN } from '../ingestion/payload-parser';
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE, METRIC_NAME_PATTERN, METRIC_NAME_RULE } from '../telemetry/telemetry-rules';
 
-const METRIC_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const DAY_MS = 24 * 3600 * 1000;
 
 const intParam = (name: string, min: number, max: number, fallback: number) =>
@@ -42,8 +41,8 @@ const metricParam = (required: boolean) =>
     .optional()
     .transform((v, ctx) => {
       if ((v === undefined || v === '') && !required) return undefined;
-      if (v === undefined || !METRIC_PATTERN.test(v)) {
-        ctx.addIssue({ code: 'custom', message: required ? 'metric is required and must match [A-Za-z0-9_.-]{1,64}' : 'metric must match [A-Za-z0-9_.-]{1,64}' });
+      if (v === undefined || !METRIC_NAME_PATTERN.test(v)) {
+        ctx.addIssue({ code: 'custom', message: required ? `metric is required and ${METRIC_NAME_RULE}` : `metric ${METRIC_NAME_RULE}` });
         return z.NEVER;
       }
       return v;
@@ -63,7 +62,7 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
 }
 
 export function parseDeviceId(id: string): string {
-  if (!DEVICE_ID_PATTERN.test(id)) throw new BadRequestException('device id must match [A-Za-z0-9_.:-]{1,64}');
+  if (!DEVICE_ID_PATTERN.test(id)) throw new BadRequestException(`device id ${DEVICE_ID_RULE}`);
   return id;
 }
 

@@ -7,12 +7,13 @@
 // every instance says "hello" on the channel when its subscription is ready
 // and every PRESENCE_INTERVAL_MS. On Redis Cluster PUBLISH counts only the
 // receivers on one node, so there it always publishes.
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { KEY_PREFIX } from '../cache/cache-keys';
-import type { Sample } from '../ingestion/payload-parser';
+import type { Sample } from '../telemetry/sample';
+import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { RedisConnection } from '../redis/redis-connection';
 import type { ClientConnection } from './client-connection';
@@ -36,7 +37,7 @@ export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
 }
 
 @Injectable()
-export class FanoutService implements OnApplicationShutdown {
+export class FanoutService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Fanout');
   private readonly byDevice = new Map<string, Set<ClientConnection>>();
   private readonly clients = new Set<ClientConnection>();
@@ -53,11 +54,13 @@ export class FanoutService implements OnApplicationShutdown {
   private selfSubscribed = false;
   private readonly flushTimer: NodeJS.Timeout;
   private presenceTimer: NodeJS.Timeout | undefined;
+  private offCommitted: Unsubscribe | undefined;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redis: RedisConnection,
     private readonly metrics: TelemetryMetrics,
+    private readonly events: TelemetryEvents,
   ) {
     this.flushTimer = setInterval(() => {
       for (const client of this.clients) client.flushHeld();
@@ -65,7 +68,12 @@ export class FanoutService implements OnApplicationShutdown {
     this.flushTimer.unref();
   }
 
-  async start(): Promise<void> {
+  async onApplicationBootstrap(): Promise<void> {
+    this.offCommitted = this.events.on('batch.committed', (batch) => this.publishCommitted(batch.samples));
+    await this.start();
+  }
+
+  private async start(): Promise<void> {
     if (!this.redis.configured) return;
     const publisher = this.redis.duplicate({ commandTimeout: 2000 });
     this.publisher = publisher;
@@ -196,6 +204,7 @@ export class FanoutService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.offCommitted?.();
     clearInterval(this.flushTimer);
     clearInterval(this.presenceTimer);
     const publisher = this.publisher;

@@ -6,7 +6,7 @@
 // to the memory cache during the outage is served (cache.service.ts resync:
 // outage writes are replayed as deletions on Redis and the memory store is emptied).
 import Redis from 'ioredis';
-import type { Sample } from '../../src/ingestion/payload-parser';
+import type { Sample } from '../../src/telemetry/sample';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { CacheService } from '../../src/cache/cache.service';
 import { cacheKeys } from '../../src/cache/cache-keys';

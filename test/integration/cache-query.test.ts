@@ -4,7 +4,7 @@
 // sees them, hit/miss accounting, single-flight loads, invalidation, admin
 // guards, and the error shape.
 import Redis from 'ioredis';
-import type { Sample } from '../../src/ingestion/payload-parser';
+import type { Sample } from '../../src/telemetry/sample';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { CacheService } from '../../src/cache/cache.service';
 import { cacheKeys } from '../../src/cache/cache-keys';

@@ -3,7 +3,7 @@
 // the cache is shared, so what one instance writes, loads or invalidates is
 // what the other serves.
 import Redis from 'ioredis';
-import type { Sample } from '../../src/ingestion/payload-parser';
+import type { Sample } from '../../src/telemetry/sample';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { CacheService } from '../../src/cache/cache.service';
 import { cacheKeys } from '../../src/cache/cache-keys';
