@@ -1,21 +1,16 @@
-// The one cache seam for the rest of the service. Serves from Redis while it
-// is up and from the bounded memory store otherwise, switching within one
-// command timeout (100 ms) and back by itself. What was written or
-// invalidated during an outage is replayed as deletions on Redis before it is
-// used again, and the memory store is emptied, so a value from the outage
-// (which may differ between instances) is never served afterwards.
+// The one cache seam for the rest of the service: cache-aside reads with
+// single flight, the latest-sample hashes, hit/miss accounting per cache
+// class. Where the bytes live (Redis, or memory while Redis is down) is
+// FailoverStore's business.
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { type CacheClass, TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { RedisConnection } from '../redis/redis-connection';
-import { cacheKeys } from './cache-keys';
-import type { HotStore, LatestPoints, LatestUpdate } from './hot-store';
-import { MemoryStore } from './memory-store';
-import { RedisStore } from './redis-store';
+import { cacheKeys } from '../redis/redis-names';
+import type { LatestUpdate } from './hot-store';
+import type { LatestPoints } from '../telemetry/sample';
+import { FailoverStore } from './failover-store';
 import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events';
-
-/** Keys remembered during an outage before falling back to clearing whole classes. */
-const MAX_DIRTY_KEYS = 10_000;
 
 export interface CacheClassStats {
   hits: number;
@@ -26,25 +21,18 @@ export interface CacheClassStats {
 @Injectable()
 export class CacheService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Cache');
-  private readonly memory = new MemoryStore();
-  private readonly redisStore: RedisStore | undefined;
+  private readonly store: FailoverStore;
   private readonly inflight = new Map<string, Promise<unknown>>();
-  private readonly dirtyKeys = new Set<string>();
-  private readonly dirtyPatterns = new Set<string>();
-  private dirtyOverflow = false;
   private readonly counts = new Map<CacheClass, { hits: number; misses: number }>();
   private offCommitted: Unsubscribe | undefined;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly redis: RedisConnection,
+    redis: RedisConnection,
     private readonly metrics: TelemetryMetrics,
     private readonly events: TelemetryEvents,
   ) {
-    if (redis.configured) {
-      this.redisStore = new RedisStore(redis.client);
-      redis.onStateChange((up) => (up ? this.resync() : undefined));
-    }
+    this.store = new FailoverStore(redis);
   }
 
   /** Every committed batch updates the latest-sample cache: one pipelined round trip per batch. */
@@ -59,7 +47,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   }
 
   get backend(): 'redis' | 'memory' {
-    return this.redisStore && this.redis.isUp ? 'redis' : 'memory';
+    return this.store.backend;
   }
 
   get ttl() {
@@ -69,34 +57,27 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   // ---- generic operations ----------------------------------------------
 
   get(key: string): Promise<string | null> {
-    return this.read((s) => s.get(key));
+    return this.store.read((s) => s.get(key));
   }
 
   set(key: string, value: string, ttlS: number): Promise<void> {
-    return this.write([key], (s) => s.set(key, value, ttlS));
+    return this.store.write([key], (s) => s.set(key, value, ttlS));
   }
 
-  // Deletions go through write(): if Redis fails mid-call they are replayed at
-  // the resync like any other outage write. Memory is emptied too, for entries
-  // an outage left that no resync has cleared yet (a no-op when write() used it).
-  async del(keys: string[]): Promise<number> {
-    const deleted = await this.write(keys, (s) => s.del(keys));
-    await this.memory.del(keys);
-    return deleted;
+  del(keys: string[]): Promise<number> {
+    return this.store.del(keys);
   }
 
-  async delPattern(pattern: string): Promise<number> {
-    const deleted = await this.write([], (s) => s.delPattern(pattern), [pattern]);
-    await this.memory.delPattern(pattern);
-    return deleted;
+  delPattern(pattern: string): Promise<number> {
+    return this.store.delPattern(pattern);
   }
 
   countKeys(pattern: string): Promise<number> {
-    return this.read((s) => s.countKeys(pattern));
+    return this.store.read((s) => s.countKeys(pattern));
   }
 
   memoryBytes(): Promise<number> {
-    return this.read((s) => s.memoryBytes());
+    return this.store.read((s) => s.memoryBytes());
   }
 
   /**
@@ -130,7 +111,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     }
     const updates: LatestUpdate[] = [];
     for (const [deviceId, points] of byDevice) updates.push({ key: cacheKeys.latest(deviceId), points: [...points.values()] });
-    await this.write(
+    await this.store.write(
       updates.map((u) => u.key),
       (s) => s.mergeLatest(updates, this.ttl.latestS, false),
     );
@@ -139,7 +120,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   /** Latest points of a device, loading (and merging) from the database on a miss. */
   async getLatest(deviceId: string, load: () => Promise<LatestPoints | null>): Promise<LatestPoints | null> {
     const key = cacheKeys.latest(deviceId);
-    const cached = await this.read((s) => s.getLatest(key));
+    const cached = await this.store.read((s) => s.getLatest(key));
     if (cached) {
       this.count('latest', true);
       return cached;
@@ -151,8 +132,8 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
       // Merge, not overwrite: a sample ingested while we queried must not be
       // replaced by an older one; and from now on the entry holds every metric.
       const update: LatestUpdate = { key, points: Object.entries(points).map(([m, p]) => [m, p.ts, p.value]) };
-      await this.write([key], (s) => s.mergeLatest([update], this.ttl.latestS, true));
-      return (await this.read((s) => s.getLatest(key))) ?? points;
+      await this.store.write([key], (s) => s.mergeLatest([update], this.ttl.latestS, true));
+      return (await this.store.read((s) => s.getLatest(key))) ?? points;
     });
   }
 
@@ -191,63 +172,5 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     const promise = load().finally(() => this.inflight.delete(key));
     this.inflight.set(key, promise);
     return promise;
-  }
-
-  private async read<T>(op: (store: HotStore) => Promise<T>): Promise<T> {
-    if (this.redisStore && this.redis.isUp) {
-      try {
-        return await op(this.redisStore);
-      } catch (error) {
-        this.redis.reportFailure(error);
-      }
-    }
-    return op(this.memory);
-  }
-
-  /** Like read(), but what lands in memory while Redis is configured is marked for the resync. */
-  private async write<T>(keys: string[], op: (store: HotStore) => Promise<T>, patterns: string[] = []): Promise<T> {
-    if (this.redisStore && this.redis.isUp) {
-      try {
-        return await op(this.redisStore);
-      } catch (error) {
-        this.redis.reportFailure(error);
-      }
-    }
-    if (this.redisStore) this.markDirty(keys, patterns);
-    return op(this.memory);
-  }
-
-  private markDirty(keys: string[], patterns: string[]): void {
-    for (const p of patterns) this.dirtyPatterns.add(p);
-    if (this.dirtyOverflow) return;
-    for (const k of keys) this.dirtyKeys.add(k);
-    if (this.dirtyKeys.size > MAX_DIRTY_KEYS) {
-      this.dirtyOverflow = true;
-      this.dirtyKeys.clear();
-    }
-  }
-
-  /** Runs before Redis is used again after an outage; a throw keeps it out of use. */
-  private async resync(): Promise<void> {
-    const store = this.redisStore as RedisStore;
-    // Redis still counts as down while this runs, so marks can arrive during
-    // a replay: each round takes what is marked and clears it, and another
-    // round replays what came in meanwhile.
-    for (let round = 0; round < 3 && (this.dirtyOverflow || this.dirtyKeys.size > 0 || this.dirtyPatterns.size > 0); round++) {
-      const patterns = this.dirtyOverflow ? cacheKeys.allCachePatterns() : [...this.dirtyPatterns];
-      const keys = [...this.dirtyKeys];
-      this.dirtyKeys.clear();
-      this.dirtyPatterns.clear();
-      this.dirtyOverflow = false;
-      try {
-        for (let i = 0; i < keys.length; i += 500) await store.del(keys.slice(i, i + 500));
-        for (const pattern of patterns) await store.delPattern(pattern);
-      } catch (error) {
-        this.markDirty(keys, patterns);
-        throw error;
-      }
-      this.logger.log({ msg: 'replayed outage invalidations on Redis', keys: keys.length, patterns: patterns.length });
-    }
-    this.memory.clear();
   }
 }

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common';
-import { cacheKeys } from '../cache/cache-keys';
+import { cacheKeys } from '../redis/redis-names';
 import { CacheService } from '../cache/cache.service';
 import { AdminKeyGuard } from './admin-key.guard';
 import { parseClearBody } from './query-params';
@@ -19,7 +19,7 @@ export class DashboardController {
 
   @Get('cache/stats')
   async cacheStats() {
-    const [keys, memoryBytes] = await Promise.all([this.cache.countKeys('telemetry:*'), this.cache.memoryBytes()]);
+    const [keys, memoryBytes] = await Promise.all([this.cache.countKeys(cacheKeys.everything()), this.cache.memoryBytes()]);
     const c = this.cache.classStats();
     return {
       backend: this.cache.backend,

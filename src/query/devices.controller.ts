@@ -1,8 +1,8 @@
-import { Controller, Delete, Get, HttpCode, NotFoundException, Param, Query, UseGuards } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param, Query, UseGuards } from '@nestjs/common';
 import { AdminKeyGuard } from './admin-key.guard';
 import { parseDeviceId, parseHourlyQuery, parsePaging, parseSamplesQuery } from './query-params';
-import { TelemetryQueries } from './telemetry-queries';
-import { TelemetryQueryService } from './telemetry-query.service';
+import { TelemetryQueries } from '../storage/telemetry-queries';
+import { notFound, TelemetryQueryService } from './telemetry-query.service';
 
 @Controller('api/devices')
 export class DevicesController {
@@ -38,9 +38,7 @@ export class DevicesController {
   async samples(@Param('id') id: string, @Query() query: unknown) {
     const deviceId = parseDeviceId(id);
     const { metric, from, to, limit } = parseSamplesQuery(query);
-    if (!(await this.queries.findDevice(deviceId))) {
-      throw new NotFoundException(`device ${deviceId} not found`);
-    }
+    if (!(await this.queries.findDevice(deviceId))) throw notFound(deviceId);
     return { items: await this.queries.samples(deviceId, metric, from, to, limit) };
   }
 

@@ -1,10 +1,10 @@
 // Cache-aside reads for the query API: each answer comes from the cache class
 // named in CONTRACT §4 or, on a miss, from one database load per key at a time.
 import { Injectable, NotFoundException } from '@nestjs/common';
-import { cacheKeys } from '../cache/cache-keys';
+import { cacheKeys } from '../redis/redis-names';
 import { CacheService } from '../cache/cache.service';
-import type { DashboardMetrics, DeviceRow, DeviceStats, HourlyBucket } from './telemetry-queries';
-import { TelemetryQueries } from './telemetry-queries';
+import type { DashboardMetrics, DeviceRow, DeviceStats, HourlyBucket } from '../storage/telemetry-queries';
+import { TelemetryQueries } from '../storage/telemetry-queries';
 
 export interface LatestAnswer {
   deviceId: string;
@@ -21,16 +21,22 @@ export class TelemetryQueryService {
 
   private async device(id: string): Promise<DeviceRow> {
     const device = await this.queries.findDevice(id);
-    if (!device) throw new NotFoundException(`device ${id} not found`);
+    if (!device) throw notFound(id);
     return device;
   }
 
+  /** The newest value of each metric (REST `latest`, WebSocket `subscribed`/`latest`); null for an unknown device. */
+  async findLatest(deviceId: string): Promise<LatestAnswer | null> {
+    const points = await this.cache.getLatest(deviceId, async () =>
+      (await this.queries.findDevice(deviceId)) ? this.queries.latest(deviceId) : null,
+    );
+    return points === null ? null : latestAnswer(deviceId, points);
+  }
+
   async latest(deviceId: string): Promise<LatestAnswer> {
-    const points = await this.cache.getLatest(deviceId, async () => {
-      await this.device(deviceId);
-      return this.queries.latest(deviceId);
-    });
-    return latestAnswer(deviceId, points);
+    const answer = await this.findLatest(deviceId);
+    if (!answer) throw notFound(deviceId);
+    return answer;
   }
 
   async stats(deviceId: string): Promise<DeviceStats> {
@@ -60,8 +66,13 @@ export class TelemetryQueryService {
     const existed = await this.queries.deleteDevice(deviceId);
     await this.cache.invalidateDevice(deviceId);
     await this.cache.del([cacheKeys.dashboard()]);
-    if (!existed) throw new NotFoundException(`device ${deviceId} not found`);
+    if (!existed) throw notFound(deviceId);
   }
+}
+
+/** The one answer for a device that does not exist. */
+export function notFound(deviceId: string): NotFoundException {
+  return new NotFoundException(`device ${deviceId} not found`);
 }
 
 export function latestAnswer(deviceId: string, points: Record<string, { ts: number; value: number }> | null): LatestAnswer {

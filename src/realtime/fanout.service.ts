@@ -11,7 +11,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { KEY_PREFIX } from '../cache/cache-keys';
+import { FANOUT_CHANNEL } from '../redis/redis-names';
 import type { Sample } from '../telemetry/sample';
 import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
@@ -19,7 +19,6 @@ import { RedisConnection } from '../redis/redis-connection';
 import type { ClientConnection } from './client-connection';
 import { frame, type SampleEvent } from './ws-protocol';
 
-export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
 const FLUSH_INTERVAL_MS = 50;
 const PRESENCE_INTERVAL_MS = 5000;
 const HELLO = 'hello';

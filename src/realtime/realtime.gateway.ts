@@ -6,10 +6,8 @@ import { type OnGatewayConnection, type OnGatewayDisconnect, WebSocketGateway } 
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { CacheService } from '../cache/cache.service';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
-import { TelemetryQueries } from '../query/telemetry-queries';
-import { latestAnswer, TelemetryQueryService } from '../query/telemetry-query.service';
+import { TelemetryQueryService } from '../query/telemetry-query.service';
 import { MAX_CLIENT_MESSAGE_BYTES } from './app-ws-adapter';
 import { ClientConnection } from './client-connection';
 import { clientIp } from './client-ip';
@@ -33,8 +31,6 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly fanout: FanoutService,
     private readonly limiter: TokenBucketLimiter,
-    private readonly cache: CacheService,
-    private readonly queries: TelemetryQueries,
     private readonly queryService: TelemetryQueryService,
     private readonly metrics: TelemetryMetrics,
   ) {
@@ -109,7 +105,8 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
         const { deviceId } = message.data;
         // Subscribe first so nothing committed while the snapshot loads is missed.
         this.fanout.subscribe(client, deviceId);
-        const latest = deviceId === '*' ? null : await this.latestOrNull(deviceId);
+        const answer = deviceId === '*' ? null : await this.queryService.findLatest(deviceId);
+        const latest = answer?.ts ? answer : null;
         client.send(frame('subscribed', { deviceId, latest }));
         return;
       }
@@ -120,7 +117,8 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
       }
       case 'latest': {
         const { deviceId } = message.data;
-        const latest = await this.latestOrNull(deviceId);
+        // An unknown device answers like one without samples: WebSocket errors have no "not found" code.
+        const latest = await this.queryService.findLatest(deviceId);
         client.send(frame('latest', latest ?? { deviceId, ts: null, metrics: {} }));
         return;
       }
@@ -129,13 +127,6 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
         return;
       }
     }
-  }
-
-  private async latestOrNull(deviceId: string) {
-    const points = await this.cache.getLatest(deviceId, async () =>
-      (await this.queries.findDevice(deviceId)) ? this.queries.latest(deviceId) : null,
-    );
-    return points && Object.keys(points).length > 0 ? latestAnswer(deviceId, points) : null;
   }
 
   private checkAlive(): void {

@@ -5,7 +5,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { KEY_PREFIX } from '../cache/cache-keys';
+import { rateLimitKey } from '../redis/redis-names';
 import { RedisConnection } from '../redis/redis-connection';
 
 export interface TakeResult {
@@ -75,7 +75,7 @@ export class TokenBucketLimiter {
   }
 
   static key(clientKey: string): string {
-    return `${KEY_PREFIX}ratelimit:{${clientKey}}`;
+    return rateLimitKey(clientKey);
   }
 
   /** Takes one token for this client if there is one. */

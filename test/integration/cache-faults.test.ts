@@ -9,7 +9,7 @@ import Redis from 'ioredis';
 import type { Sample } from '../../src/telemetry/sample';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { CacheService } from '../../src/cache/cache.service';
-import { cacheKeys } from '../../src/cache/cache-keys';
+import { cacheKeys } from '../../src/redis/redis-names';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';

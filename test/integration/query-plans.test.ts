@@ -11,7 +11,7 @@
 // same on 10M rows.
 import { DatabaseService } from '../../src/storage/database.service';
 import { CATCHALL_NAME, DAY_MS, PartitionMaintainer, floorDay } from '../../src/storage/partition-maintainer';
-import { TelemetryQueries } from '../../src/query/telemetry-queries';
+import { TelemetryQueries } from '../../src/storage/telemetry-queries';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';
