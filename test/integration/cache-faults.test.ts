@@ -149,7 +149,7 @@ describeWithServers(['postgres'])('cache fallback when Redis dies or hangs (priv
     await testApp?.close();
     await redisServer?.destroy();
     await db?.drop();
-    // eslint-disable-next-line no-console
+     
     console.log(`cache-faults latency (ms; normal = max of cold + warm requests before the fault):\n${JSON.stringify(report, null, 1)}`);
   });
 
