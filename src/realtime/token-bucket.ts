@@ -1,21 +1,25 @@
-// Token-bucket rate limit for WebSocket clients, shared by every instance
-// through Redis: one atomic Lua script per message, timed by Redis TIME so
-// instances' clocks do not matter. While Redis is down each instance keeps
-// its own buckets in memory (the limit then applies per instance).
-import { Inject, Injectable } from '@nestjs/common';
-import type Redis from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { KEY_PREFIX } from '../cache/cache-keys';
-import { RedisConnection } from '../redis/redis-connection';
+// The token bucket behind every rate limit (WebSocket messages and, when
+// configured, HTTP API requests): capacity tokens that refill continuously,
+// one taken per request, a refusal costing none. The same step exists twice:
+// as one atomic Lua script per request in Redis, timed by Redis TIME so
+// instances' clocks do not matter, and as a pure function for the per-instance
+// memory fallback while Redis is down. src/rate-limit/token-bucket-storage.ts
+// runs them behind @nestjs/throttler's storage interface.
 
 export interface TakeResult {
   allowed: boolean;
   retryAfterMs: number;
 }
 
+export interface MemoryBucket {
+  tokens: number;
+  ts: number;
+}
+
 // KEYS[1] bucket; ARGV[1] capacity; ARGV[2] window ms (time to refill fully).
-// Tokens are stored as a float; only integers are returned (Redis truncates floats).
-const TAKE_LUA = `
+// Returns {allowed, retryAfterMs, whole tokens left, ms until full}. Tokens are
+// stored as a float; only integers are returned (Redis truncates floats).
+export const TAKE_LUA = `
 local capacity = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -37,12 +41,7 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], window * 2)
-return {allowed, retry}`;
-
-interface MemoryBucket {
-  tokens: number;
-  ts: number;
-}
+return {allowed, retry, math.floor(tokens + 1e-9), math.ceil((capacity - tokens) * window / capacity)}`;
 
 export function takeFromBucket(bucket: MemoryBucket | undefined, capacity: number, windowMs: number, now: number): { bucket: MemoryBucket; result: TakeResult } {
   const b = bucket ?? { tokens: capacity, ts: now };
@@ -57,57 +56,4 @@ export function takeFromBucket(bucket: MemoryBucket | undefined, capacity: numbe
     result = { allowed: false, retryAfterMs: Math.ceil(((1 - tokens) * windowMs) / capacity) };
   }
   return { bucket: { tokens, ts: now }, result };
-}
-
-@Injectable()
-export class TokenBucketLimiter {
-  private readonly memory = new Map<string, MemoryBucket>();
-  private readonly capacity: number;
-  private readonly windowMs: number;
-  private scriptDefined = false;
-
-  constructor(
-    @Inject(APP_CONFIG) config: AppConfig,
-    private readonly redis: RedisConnection,
-  ) {
-    this.capacity = config.wsRateLimit.capacity;
-    this.windowMs = config.wsRateLimit.windowS * 1000;
-  }
-
-  static key(clientKey: string): string {
-    return `${KEY_PREFIX}ratelimit:{${clientKey}}`;
-  }
-
-  /** Takes one token for this client if there is one. */
-  async take(clientKey: string): Promise<TakeResult> {
-    if (this.redis.configured && this.redis.isUp) {
-      try {
-        const client = this.redis.client as Redis & { takeToken(key: string, capacity: number, windowMs: number): Promise<[number, number]> };
-        if (!this.scriptDefined) {
-          client.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_LUA });
-          this.scriptDefined = true;
-        }
-        const [allowed, retry] = await client.takeToken(TokenBucketLimiter.key(clientKey), this.capacity, this.windowMs);
-        return { allowed: allowed === 1, retryAfterMs: retry };
-      } catch (error) {
-        this.redis.reportFailure(error);
-      }
-    }
-    return this.takeFromMemory(clientKey);
-  }
-
-  private takeFromMemory(clientKey: string): TakeResult {
-    const now = Date.now();
-    const { bucket, result } = takeFromBucket(this.memory.get(clientKey), this.capacity, this.windowMs, now);
-    this.memory.set(clientKey, bucket);
-    if (this.memory.size > 100_000) this.evictFull(now);
-    return result;
-  }
-
-  /** Buckets that have refilled completely carry no state worth keeping. */
-  private evictFull(now: number): void {
-    for (const [key, b] of this.memory) {
-      if (b.tokens + ((now - b.ts) * this.capacity) / this.windowMs >= this.capacity) this.memory.delete(key);
-    }
-  }
 }
