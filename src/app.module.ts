@@ -12,6 +12,7 @@ import { RedisModule } from './redis/redis.module';
 import { CacheModule } from './cache/cache.module';
 import { QueryModule } from './query/query.module';
 import { RealtimeModule } from './realtime/realtime.module';
+import { RateLimitModule } from './rate-limit/rate-limit.module';
 
 @Module({})
 export class AppModule {
@@ -26,6 +27,7 @@ export class AppModule {
         StorageModule,
         CacheModule,
         IngestionModule,
+        RateLimitModule.forRoot(config),
         QueryModule,
         RealtimeModule,
         HealthModule,

@@ -83,6 +83,9 @@ const envSchema = z.object({
   CACHE_TTL_HOURLY_S: seconds.default(600),
   WS_RATE_LIMIT: positiveInt.default(100),
   WS_RATE_WINDOW_S: seconds.default(60),
+  // Unset: the HTTP API is not limited. The window alone changes nothing.
+  HTTP_RATE_LIMIT: positiveInt.optional(),
+  HTTP_RATE_WINDOW_S: seconds.optional(),
   INSTANCE_ID: z.string().regex(DEVICE_ID_PATTERN, DEVICE_ID_RULE).optional(),
   TRUST_PROXY: flag.optional(),
   CORS_ORIGINS: z
@@ -137,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       hourlyS: e.CACHE_TTL_HOURLY_S,
     },
     wsRateLimit: { capacity: e.WS_RATE_LIMIT, windowS: e.WS_RATE_WINDOW_S },
+    httpRateLimit: e.HTTP_RATE_LIMIT === undefined ? undefined : { capacity: e.HTTP_RATE_LIMIT, windowS: e.HTTP_RATE_WINDOW_S ?? 60 },
     ingest: {
       maxBatchSamples: e.INGEST_MAX_BATCH_SAMPLES,
       flushIntervalMs: e.INGEST_FLUSH_INTERVAL_MS,

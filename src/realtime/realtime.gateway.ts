@@ -1,7 +1,15 @@
 // The /ws endpoint (CONTRACT §5). A thin gateway: it owns connection
 // lifecycle, the per-client rate limit and routing of the four client events;
 // subscriptions and delivery live in FanoutService.
+//
+// The rate limit is @nestjs/throttler's `ws` throttler, taken here from the
+// throttler's storage with the module's options rather than through a guard:
+// a guard runs only for @SubscribeMessage handlers, after Nest has parsed the
+// frame, so malformed frames would go uncharged, answers could overtake each
+// other, and a refusal would surface as an exception event, not as
+// RATE_LIMITED with retryAfterMs or a 1008 close after repeated refusals.
 import { Inject, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { InjectThrottlerOptions, InjectThrottlerStorage, type ThrottlerModuleOptions } from '@nestjs/throttler';
 import { type OnGatewayConnection, type OnGatewayDisconnect, WebSocketGateway } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
@@ -10,9 +18,10 @@ import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { TelemetryQueryService } from '../query/telemetry-query.service';
 import { MAX_CLIENT_MESSAGE_BYTES } from './app-ws-adapter';
 import { ClientConnection } from './client-connection';
-import { clientIp } from './client-ip';
+import { clientIp } from '../http/client-ip';
 import { FanoutService } from './fanout.service';
-import { TokenBucketLimiter } from './token-bucket';
+import { throttlerLimit, WS_THROTTLER } from '../rate-limit/throttlers';
+import type { TokenBucketStorage } from '../rate-limit/token-bucket-storage';
 import { type ClientMessage, frame, parseClientMessage } from './ws-protocol';
 
 const HEARTBEAT_MS = 30_000;
@@ -26,14 +35,17 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
   private readonly logger = new Logger('Realtime');
   private readonly connections = new Map<WebSocket, ClientConnection>();
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly rateLimit: { limit: number; ttlMs: number };
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly fanout: FanoutService,
-    private readonly limiter: TokenBucketLimiter,
+    @InjectThrottlerStorage() private readonly limiter: TokenBucketStorage,
+    @InjectThrottlerOptions() throttlerOptions: ThrottlerModuleOptions,
     private readonly queryService: TelemetryQueryService,
     private readonly metrics: TelemetryMetrics,
   ) {
+    this.rateLimit = throttlerLimit(throttlerOptions, WS_THROTTLER);
     this.heartbeat = setInterval(() => this.checkAlive(), HEARTBEAT_MS);
     this.heartbeat.unref();
   }
@@ -70,8 +82,9 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
   }
 
   private async onMessage(client: ClientConnection, data: Buffer, isBinary: boolean): Promise<void> {
-    const { allowed, retryAfterMs } = await this.limiter.take(client.ip);
-    if (!allowed) {
+    const { limit, ttlMs } = this.rateLimit;
+    const { isBlocked, retryAfterMs } = await this.limiter.increment(client.ip, ttlMs, limit, ttlMs, WS_THROTTLER);
+    if (isBlocked) {
       this.metrics.wsRateLimited.inc();
       client.consecutiveRejections++;
       if (client.consecutiveRejections > MAX_CONSECUTIVE_REJECTIONS) {

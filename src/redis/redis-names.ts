@@ -21,8 +21,9 @@ export const cacheKeys = {
 /** Pub/sub channel that carries committed samples between instances. */
 export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
 
-/** A client's token bucket, shared by every instance. */
-export const rateLimitKey = (clientKey: string) => `${KEY_PREFIX}ratelimit:{${clientKey}}`;
+/** A client's token bucket, shared by every instance; WebSocket buckets have no scope. */
+export const rateLimitKey = (clientKey: string, scope?: string) =>
+  scope ? `${KEY_PREFIX}ratelimit:${scope}:{${clientKey}}` : `${KEY_PREFIX}ratelimit:{${clientKey}}`;
 
 /** Device ids may contain no glob characters by validation, but escape anyway. */
 export function escapeGlob(text: string): string {
