@@ -23,6 +23,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: 'the `x-api-key` header is missing or wrong, or the service has no ADMIN_API_KEY',
   404: 'no such device',
   413: 'the request body is larger than 64 KiB',
+  429: 'too many requests; the `Retry-After` header says in how many seconds to try again',
   503: 'the service is down',
 };
 

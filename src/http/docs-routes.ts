@@ -1,6 +1,7 @@
 // The OpenAPI document (`GET /docs/json`) and Swagger UI (`GET /docs`).
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
@@ -32,6 +33,15 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     .build();
   // Tags come from @ApiTags only: one controller may hold routes of two topics.
   const document = SwaggerModule.createDocument(app, config, { autoTagControllers: false });
+  // An answer documented without a description gets its status text ("OK"), not an empty line.
+  for (const item of Object.values(document.paths)) {
+    for (const operation of Object.values(item)) {
+      const responses = (operation as { responses?: Record<string, { description?: string }> }).responses;
+      for (const [status, response] of Object.entries(responses ?? {})) {
+        if (!response.description) response.description = STATUS_CODES[status] ?? status;
+      }
+    }
+  }
   const page = (summary: string, description: string, type: string) => ({
     get: {
       tags: ['pages'],
