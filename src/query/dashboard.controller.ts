@@ -1,7 +1,10 @@
 import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { cacheKeys } from '../redis/redis-names';
 import { CacheService } from '../cache/cache.service';
+import { ApiAdmin, ApiErrors } from '../http/api-docs';
 import { AdminKeyGuard } from './admin-key.guard';
+import { CacheClearBody, CacheClearedModel, CacheStatsModel, DashboardModel } from './api-models';
 import { parseClearBody } from './query-params';
 import { TelemetryQueryService } from './telemetry-query.service';
 
@@ -13,11 +16,20 @@ export class DashboardController {
   ) {}
 
   @Get('dashboard/metrics')
+  @ApiTags('dashboard')
+  @ApiOperation({
+    summary: 'Fleet figures',
+    description: 'Device counts, samples over the last hour and 24 hours, ingest rate, top devices. Cached as `telemetry:dashboard` for CACHE_TTL_DASHBOARD_S (default 5 min).',
+  })
+  @ApiOkResponse({ type: DashboardModel })
   dashboard() {
     return this.service.dashboard();
   }
 
   @Get('cache/stats')
+  @ApiTags('cache')
+  @ApiOperation({ summary: 'Cache backend, size and hit ratios' })
+  @ApiOkResponse({ type: CacheStatsModel })
   async cacheStats() {
     const [keys, memoryBytes] = await Promise.all([this.cache.countKeys(cacheKeys.everything()), this.cache.memoryBytes()]);
     const c = this.cache.classStats();
@@ -32,6 +44,12 @@ export class DashboardController {
   @Post('cache/clear')
   @HttpCode(200)
   @UseGuards(AdminKeyGuard)
+  @ApiTags('cache')
+  @ApiOperation({ summary: 'Delete cache entries', description: 'Deletes with SCAN and UNLINK (never KEYS); the next reads load from PostgreSQL.' })
+  @ApiAdmin()
+  @ApiBody({ type: CacheClearBody, required: false })
+  @ApiOkResponse({ type: CacheClearedModel })
+  @ApiErrors(400, 413)
   async clear(@Body() body: unknown) {
     const { pattern } = parseClearBody(body);
     let cleared = 0;
