@@ -251,7 +251,8 @@ describe('dashboard page', () => {
         expect(await page.locator('#range-note').isHidden()).toBe(true);
 
         // Live samples keep arriving into the (aligned) buckets.
-        await waitFor(async () => (await chartNumber('data-samples')) >= shown.samples + 2, 10_000, `live samples in the ${range} buckets`);
+        // (30 s: the simulated device may fall silent for up to 20 readings.)
+        await waitFor(async () => (await chartNumber('data-samples')) >= shown.samples + 2, 30_000, `live samples in the ${range} buckets`);
         const later = await samplesOf('temperature', Date.now() - rangeMs);
         for (const b of await pageBuckets()) expect(bucketsOf(later).has(b)).toBe(true);
       }
