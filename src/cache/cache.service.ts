@@ -10,7 +10,14 @@ import { cacheKeys } from '../redis/redis-names';
 import type { LatestUpdate } from './hot-store';
 import type { LatestPoints } from '../telemetry/sample';
 import { FailoverStore } from './failover-store';
+import { NearCache } from './near-cache';
 import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events';
+
+/**
+ * How long this instance may answer a device's latest values from its own
+ * memory: the bound on how late it sees another instance's commit or DELETE.
+ */
+const NEAR_LATEST_MS = 1000;
 
 export interface CacheClassStats {
   hits: number;
@@ -23,8 +30,15 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Cache');
   private readonly store: FailoverStore;
   private readonly inflight = new Map<string, Promise<unknown>>();
-  private readonly counts = new Map<CacheClass, { hits: number; misses: number }>();
-  private offCommitted: Unsubscribe | undefined;
+  private readonly counts = new Map<CacheClass, { hits: number; misses: number; hit: { inc(): void }; miss: { inc(): void } }>();
+  private readonly nearLatest: NearCache<LatestPoints>;
+  private readonly subscriptions: Unsubscribe[] = [];
+  /**
+   * The near cache serves only while no other instance shares Redis: with
+   * peers, each read goes to the shared cache so that what any instance
+   * wrote or deleted is seen at once.
+   */
+  private nearEnabled = true;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -33,17 +47,26 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     private readonly events: TelemetryEvents,
   ) {
     this.store = new FailoverStore(redis);
+    this.nearLatest = new NearCache(Math.min(NEAR_LATEST_MS, config.cacheTtl.latestS * 1000));
+    // Whatever this instance held may differ from what Redis holds after a switch either way.
+    redis.onStateChange(() => this.nearLatest.clear());
   }
 
   /** Every committed batch updates the latest-sample cache: one pipelined round trip per batch. */
   onModuleInit(): void {
-    this.offCommitted = this.events.on('batch.committed', (batch) => {
-      this.recordLatest(batch.samples).catch((error: unknown) => this.logger.warn({ msg: 'latest cache update failed', error: String(error) }));
-    });
+    this.subscriptions.push(
+      this.events.on('batch.committed', (batch) => {
+        this.recordLatest(batch.samples).catch((error: unknown) => this.logger.warn({ msg: 'latest cache update failed', error: String(error) }));
+      }),
+      this.events.on('peers.changed', ({ present }) => {
+        this.nearEnabled = !present;
+        this.nearLatest.clear();
+      }),
+    );
   }
 
   onModuleDestroy(): void {
-    this.offCommitted?.();
+    for (const unsubscribe of this.subscriptions.splice(0)) unsubscribe();
   }
 
   get backend(): 'redis' | 'memory' {
@@ -69,6 +92,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
   }
 
   delPattern(pattern: string): Promise<number> {
+    this.nearLatest.clear();
     return this.store.delPattern(pattern);
   }
 
@@ -110,7 +134,10 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
       if (!have || have[1] < s.ts) points.set(s.metric, [s.metric, s.ts, s.value]);
     }
     const updates: LatestUpdate[] = [];
-    for (const [deviceId, points] of byDevice) updates.push({ key: cacheKeys.latest(deviceId), points: [...points.values()] });
+    for (const [deviceId, points] of byDevice) {
+      updates.push({ key: cacheKeys.latest(deviceId), points: [...points.values()] });
+      this.nearLatest.update(deviceId, (held) => mergePoints(held, points.values()));
+    }
     await this.store.write(
       updates.map((u) => u.key),
       (s) => s.mergeLatest(updates, this.ttl.latestS, false),
@@ -119,10 +146,17 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
 
   /** Latest points of a device, loading (and merging) from the database on a miss. */
   async getLatest(deviceId: string, load: () => Promise<LatestPoints | null>): Promise<LatestPoints | null> {
+    const near = this.nearEnabled ? this.nearLatest.get(deviceId) : undefined;
+    if (near) {
+      this.count('latest', true);
+      return near;
+    }
+    const epoch = this.nearLatest.epoch;
     const key = cacheKeys.latest(deviceId);
     const cached = await this.store.read((s) => s.getLatest(key));
     if (cached) {
       this.count('latest', true);
+      if (this.nearEnabled) this.nearLatest.set(deviceId, cached, epoch);
       return cached;
     }
     this.count('latest', false);
@@ -139,6 +173,7 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
 
   /** Removes everything cached about one device (after DELETE). */
   async invalidateDevice(deviceId: string): Promise<void> {
+    this.nearLatest.delete(deviceId);
     await this.del(cacheKeys.deviceKeys(deviceId));
     for (const pattern of cacheKeys.devicePatterns(deviceId)) await this.delPattern(pattern);
   }
@@ -156,13 +191,17 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
 
   private count(cacheClass: CacheClass, hit: boolean): void {
     let c = this.counts.get(cacheClass);
-    if (!c) this.counts.set(cacheClass, (c = { hits: 0, misses: 0 }));
+    if (!c) {
+      // Labelled children looked up once: labels() hashes the label set on every call.
+      c = { hits: 0, misses: 0, hit: this.metrics.cacheHits.labels(cacheClass), miss: this.metrics.cacheMisses.labels(cacheClass) };
+      this.counts.set(cacheClass, c);
+    }
     if (hit) {
       c.hits++;
-      this.metrics.cacheHits.labels(cacheClass).inc();
+      c.hit.inc();
     } else {
       c.misses++;
-      this.metrics.cacheMisses.labels(cacheClass).inc();
+      c.miss.inc();
     }
   }
 
@@ -173,4 +212,14 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     this.inflight.set(key, promise);
     return promise;
   }
+}
+
+/** A new object (callers may hold the old one) with each metric's newer point. */
+function mergePoints(held: LatestPoints, points: Iterable<[string, number, number]>): LatestPoints {
+  const merged: LatestPoints = Object.assign(Object.create(null) as LatestPoints, held);
+  for (const [metric, ts, value] of points) {
+    const have = merged[metric];
+    if (!have || have.ts < ts) merged[metric] = { ts, value };
+  }
+  return merged;
 }

@@ -1,4 +1,4 @@
-import { Controller, Delete, Get, HttpCode, Param, Query, UseGuards } from '@nestjs/common';
+import { Controller, Delete, Get, Header, HttpCode, Param, Query, UseGuards } from '@nestjs/common';
 import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ApiAdmin, ApiDeviceIdParam, ApiErrors, ApiIntQuery } from '../http/api-docs';
 import { TelemetryQueries } from '../storage/telemetry-queries';
@@ -37,8 +37,9 @@ export class DevicesController {
   @ApiDeviceIdParam()
   @ApiOkResponse({ type: LatestModel })
   @ApiErrors(400, 404)
-  latest(@Param('id') id: string) {
-    return this.service.latest(parseDeviceId(id));
+  @Header('content-type', 'application/json; charset=utf-8')
+  latest(@Param('id') id: string): Promise<string> {
+    return this.service.latestJson(parseDeviceId(id));
   }
 
   @Get(':id/stats')

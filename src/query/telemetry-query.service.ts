@@ -5,6 +5,7 @@ import { cacheKeys } from '../redis/redis-names';
 import { CacheService } from '../cache/cache.service';
 import type { DashboardMetrics, DeviceRow, DeviceStats, HourlyBucket } from '../storage/telemetry-queries';
 import { TelemetryQueries } from '../storage/telemetry-queries';
+import type { LatestPoints } from '../telemetry/sample';
 
 export interface LatestAnswer {
   deviceId: string;
@@ -14,6 +15,7 @@ export interface LatestAnswer {
 
 @Injectable()
 export class TelemetryQueryService {
+  private readonly latestBodies = new WeakMap<LatestPoints, string>();
   constructor(
     private readonly queries: TelemetryQueries,
     private readonly cache: CacheService,
@@ -27,16 +29,28 @@ export class TelemetryQueryService {
 
   /** The newest value of each metric (REST `latest`, WebSocket `subscribed`/`latest`); null for an unknown device. */
   async findLatest(deviceId: string): Promise<LatestAnswer | null> {
-    const points = await this.cache.getLatest(deviceId, async () =>
-      (await this.queries.findDevice(deviceId)) ? this.queries.latest(deviceId) : null,
-    );
+    const points = await this.latestPoints(deviceId);
     return points === null ? null : latestAnswer(deviceId, points);
   }
 
-  async latest(deviceId: string): Promise<LatestAnswer> {
-    const answer = await this.findLatest(deviceId);
-    if (!answer) throw notFound(deviceId);
-    return answer;
+  /** Cached points; null for an unknown device. */
+  private latestPoints(deviceId: string): Promise<LatestPoints | null> {
+    return this.cache.getLatest(deviceId, async () => ((await this.queries.findDevice(deviceId)) ? this.queries.latest(deviceId) : null));
+  }
+
+  /**
+   * The REST answer as JSON text. The cache hands out the same points object
+   * until they change, so each change is serialised once, not once per request.
+   */
+  async latestJson(deviceId: string): Promise<string> {
+    const points = await this.latestPoints(deviceId);
+    if (points === null) throw notFound(deviceId);
+    let body = this.latestBodies.get(points);
+    if (body === undefined) {
+      body = JSON.stringify(latestAnswer(deviceId, points));
+      this.latestBodies.set(points, body);
+    }
+    return body;
   }
 
   async stats(deviceId: string): Promise<DeviceStats> {

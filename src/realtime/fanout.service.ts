@@ -22,6 +22,8 @@ import { frame, type SampleEvent } from './ws-protocol';
 const FLUSH_INTERVAL_MS = 50;
 const PRESENCE_INTERVAL_MS = 5000;
 const HELLO = 'hello';
+/** A peer not heard from for this long (three missed hellos) is gone. */
+const PEER_TIMEOUT_MS = 3 * PRESENCE_INTERVAL_MS;
 
 /** Groups a batch's samples into one event per (device, timestamp). */
 export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
@@ -53,6 +55,8 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
   private selfSubscribed = false;
   private readonly flushTimer: NodeJS.Timeout;
   private presenceTimer: NodeJS.Timeout | undefined;
+  /** Other instances heard on the channel, with when. */
+  private readonly peers = new Map<string, number>();
   private offCommitted: Unsubscribe | undefined;
 
   constructor(
@@ -96,13 +100,32 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
     });
     subscriber.on('message', (_channel: string, message: string) => this.onRemote(message));
     await subscriber.connect().catch(() => undefined);
-    this.presenceTimer = setInterval(() => this.sayHello(), PRESENCE_INTERVAL_MS);
+    this.presenceTimer = setInterval(() => {
+      this.sayHello();
+      this.forgetSilentPeers();
+    }, PRESENCE_INTERVAL_MS);
     this.presenceTimer.unref();
   }
 
   /** Tells instances that stopped publishing because they were alone that this one is here. */
   private sayHello(): void {
     if (this.publisher?.status === 'ready') this.publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${HELLO}`).catch(() => undefined);
+  }
+
+  /** A newcomer is answered at once, so both sides know of each other within a round trip. */
+  private heardFrom(origin: string): void {
+    const known = this.peers.has(origin);
+    this.peers.set(origin, Date.now());
+    if (known) return;
+    if (this.peers.size === 1) this.events.emit('peers.changed', { present: true });
+    this.sayHello();
+  }
+
+  private forgetSilentPeers(): void {
+    if (this.peers.size === 0) return;
+    const cutoff = Date.now() - PEER_TIMEOUT_MS;
+    for (const [origin, seen] of this.peers) if (seen < cutoff) this.peers.delete(origin);
+    if (this.peers.size === 0) this.events.emit('peers.changed', { present: false });
   }
 
   /** Whether a batch needs to go out on Redis at all (othersListening never turns false on Cluster). */
@@ -173,6 +196,7 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
     const newline = raw.indexOf('\n');
     if (newline < 0 || raw.slice(0, newline) === this.config.instanceId) return;
     this.othersListening = true;
+    this.heardFrom(raw.slice(0, newline));
     if (this.clients.size === 0 || raw.endsWith(`\n${HELLO}`)) return;
     let samples: unknown;
     try {

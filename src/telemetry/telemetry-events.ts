@@ -11,6 +11,8 @@ export interface TelemetryEventMap {
     /** Every device with a message in the batch, stored samples or not. */
     devices: readonly DeviceSeen[];
   };
+  /** Whether other instances share this one's Redis (heard on the fan-out channel lately). */
+  'peers.changed': { present: boolean };
 }
 
 export type TelemetryEvent = keyof TelemetryEventMap;
