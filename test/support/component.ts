@@ -7,15 +7,14 @@
 //   const c = await startComponent({ env: { DATABASE_URL: db.url }, imports: [StorageModule] });
 //   const writer = c.get(SampleWriter);
 //   await c.close();
-import { Writable } from 'node:stream';
 import type { ModuleMetadata } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { type AppConfig, secretsOf } from '../../src/config/app-config';
+import type { AppConfig } from '../../src/config/app-config';
 import { ConfigModule } from '../../src/config/config.module';
 import { loadConfig } from '../../src/config/load-config';
 import { EventsModule } from '../../src/events/events.module';
-import { AppLogger } from '../../src/logging/app-logger';
 import { MetricsModule } from '../../src/metrics/metrics.module';
+import { capturingLogger } from './capturing-logger';
 
 export interface Component {
   module: TestingModule;
@@ -36,14 +35,7 @@ export interface ComponentOptions {
 
 export async function startComponent(options: ComponentOptions): Promise<Component> {
   const config = loadConfig({ INSTANCE_ID: `component-${process.pid}`, LOG_LEVEL: 'info', ...options.env });
-  const logs: string[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      logs.push(...String(chunk).split('\n').filter(Boolean));
-      callback();
-    },
-  });
-  const logger = new AppLogger({ level: config.logLevel, secrets: secretsOf(config), instanceId: config.instanceId, destination, pretty: false });
+  const { logger, logs } = capturingLogger(config);
   const module = await Test.createTestingModule({
     imports: [ConfigModule.forRoot(config), MetricsModule, EventsModule, ...(options.imports ?? [])],
     providers: options.providers ?? [],
