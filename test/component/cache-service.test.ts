@@ -33,6 +33,25 @@ describeWithServers(['redis'])('CacheService (component, private redis-server)',
   let inspector: Redis;
   let component: Component;
   let cache: CacheService;
+  /** Loader runs in the current test. */
+  let loads = 0;
+  /** A loader that counts its runs and answers `answer` (a pending promise holds it open). */
+  const counted =
+    <T>(answer: T | Promise<T>) =>
+    (): Promise<T> => {
+      loads++;
+      return Promise.resolve(answer);
+    };
+
+  /** A read (a failing command is how the cache notices), then: is it serving from memory? */
+  const onMemory = async () => {
+    await cache.get('telemetry:probe');
+    return cache.backend === 'memory';
+  };
+
+  beforeEach(() => {
+    loads = 0;
+  });
 
   beforeAll(async () => {
     server = await PrivateRedis.start();
@@ -57,11 +76,7 @@ describeWithServers(['redis'])('CacheService (component, private redis-server)',
     it('cache-aside with single flight: 25 concurrent misses run the loader once and all get its value; then hits', async () => {
       const key = cacheKeys.stats(`${run}-sf`);
       const gate = deferred<{ n: number }>();
-      let loads = 0;
-      const load = () => {
-        loads++;
-        return gate.promise;
-      };
+      const load = counted(gate.promise);
       const before = cache.classStats().device_stats;
       const answers = Promise.all(Array.from({ length: 25 }, () => cache.getOrLoad('device_stats', key, 60, load)));
       // Every caller has missed and is waiting on the one load.
@@ -80,19 +95,18 @@ describeWithServers(['redis'])('CacheService (component, private redis-server)',
 
     it('a null answer is not cached, and a failed load fails every waiter once without poisoning the key', async () => {
       const key = cacheKeys.stats(`${run}-nf`);
-      let loads = 0;
-      expect(await cache.getOrLoad('device_stats', key, 60, async () => (loads++, null))).toBeNull();
-      expect(await cache.getOrLoad('device_stats', key, 60, async () => (loads++, null))).toBeNull();
+      expect(await cache.getOrLoad('device_stats', key, 60, counted(null))).toBeNull();
+      expect(await cache.getOrLoad('device_stats', key, 60, counted(null))).toBeNull();
       expect(loads).toBe(2);
       expect(await inspector.exists(key)).toBe(0);
 
       const gate = deferred<{ n: number }>();
-      const waiters = Array.from({ length: 5 }, () => cache.getOrLoad('device_stats', key, 60, () => (loads++, gate.promise)));
+      const waiters = Array.from({ length: 5 }, () => cache.getOrLoad('device_stats', key, 60, counted(gate.promise)));
       await waitFor(() => loads === 3, 5000, 'the load to start');
       gate.reject(new Error('database down'));
       for (const waiter of waiters) await expect(waiter).rejects.toThrow('database down');
       expect(loads).toBe(3);
-      expect(await cache.getOrLoad('device_stats', key, 60, async () => (loads++, { n: 1 }))).toEqual({ n: 1 });
+      expect(await cache.getOrLoad('device_stats', key, 60, counted({ n: 1 }))).toEqual({ n: 1 });
       expect(loads).toBe(4);
     });
 
@@ -101,8 +115,7 @@ describeWithServers(['redis'])('CacheService (component, private redis-server)',
       await cache.recordLatest([{ deviceId, metric: 't', ts: 2000, value: 2 }]);
       // A batch's entry alone is not complete (other metrics may exist): the database is asked once.
       const gate = deferred<LatestPoints | null>();
-      let loads = 0;
-      const answers = Promise.all(Array.from({ length: 10 }, () => cache.getLatest(deviceId, () => (loads++, gate.promise))));
+      const answers = Promise.all(Array.from({ length: 10 }, () => cache.getLatest(deviceId, counted(gate.promise))));
       await waitFor(() => loads === 1, 5000, 'the latest load to start');
       // The database read is older for t than what the cache holds.
       gate.resolve({ t: { ts: 1000, value: 1 }, h: { ts: 1500, value: 5 } });
@@ -155,8 +168,7 @@ describeWithServers(['redis'])('CacheService (component, private redis-server)',
       expect(await scanKeys(inspector, `telemetry:*{${deviceId}}*`)).toEqual([]);
       expect(await scanKeys(inspector, `telemetry:*{${neighbour}}*`)).toHaveLength(4);
       expect(await inspector.exists(cacheKeys.dashboard())).toBe(1);
-      let loads = 0;
-      await cache.getLatest(deviceId, async () => (loads++, { t: { ts: 2, value: 2 } }));
+      await cache.getLatest(deviceId, counted({ t: { ts: 2, value: 2 } }));
       expect(loads).toBe(1);
     });
   });
@@ -165,25 +177,24 @@ describeWithServers(['redis'])('CacheService (component, private redis-server)',
     it('killed: falls back to memory and keeps caching there; restarted: back on Redis, and nothing cached during the outage is served again', async () => {
       const key = cacheKeys.stats(`${run}-outage`);
       await server.kill('SIGKILL');
-      await waitFor(async () => (await cache.get('telemetry:probe'), cache.backend === 'memory'), 5000, 'the memory fallback');
+      await waitFor(onMemory, 5000, 'the memory fallback');
 
-      let loads = 0;
-      expect(await cache.getOrLoad('device_stats', key, 300, async () => (loads++, { during: 'outage' }))).toEqual({ during: 'outage' });
+      expect(await cache.getOrLoad('device_stats', key, 300, counted({ during: 'outage' }))).toEqual({ during: 'outage' });
       expect(await cache.getOrLoad('device_stats', key, 300, never)).toEqual({ during: 'outage' }); // from memory
       expect(loads).toBe(1);
 
       await server.restart();
       await waitFor(() => cache.backend === 'redis', 15_000, 'the cache back on Redis');
       // The outage value may differ from other instances' view: it is not served again.
-      expect(await cache.getOrLoad('device_stats', key, 300, async () => (loads++, { during: 'after' }))).toEqual({ during: 'after' });
+      expect(await cache.getOrLoad('device_stats', key, 300, counted({ during: 'after' }))).toEqual({ during: 'after' });
       expect(loads).toBe(2);
       await waitFor(async () => inspector.status === 'ready', 10_000, 'the inspector to reconnect');
       expect(JSON.parse((await inspector.get(key)) as string)).toEqual({ during: 'after' });
 
       // The memory store was emptied at the resync: a second outage does not bring the first one's value back.
       await server.kill('SIGKILL');
-      await waitFor(async () => (await cache.get('telemetry:probe'), cache.backend === 'memory'), 5000, 'the memory fallback again');
-      expect(await cache.getOrLoad('device_stats', key, 300, async () => (loads++, { during: 'second outage' }))).toEqual({ during: 'second outage' });
+      await waitFor(onMemory, 5000, 'the memory fallback again');
+      expect(await cache.getOrLoad('device_stats', key, 300, counted({ during: 'second outage' }))).toEqual({ during: 'second outage' });
       expect(loads).toBe(3);
       await server.restart();
       await waitFor(() => cache.backend === 'redis', 15_000, 'the cache back on Redis');
