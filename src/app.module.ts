@@ -12,6 +12,7 @@ import { RedisModule } from './redis/redis.module';
 import { CacheModule } from './cache/cache.module';
 import { QueryModule } from './query/query.module';
 import { RealtimeModule } from './realtime/realtime.module';
+import { AlarmsModule } from './alarms/alarms.module';
 
 @Module({})
 export class AppModule {
@@ -28,6 +29,7 @@ export class AppModule {
         IngestionModule,
         QueryModule,
         RealtimeModule,
+        AlarmsModule,
         HealthModule,
       ],
     };

@@ -25,6 +25,8 @@ export interface AppConfig {
   cacheTtl: CacheTtls;
   wsRateLimit: { capacity: number; windowS: number };
   ingest: IngestTuning;
+  /** webhookSecret: HMAC-SHA256 key signing alarm webhooks; unset = unsigned. */
+  alarms: { webhookSecret: string | undefined };
 }
 
 /** Raw samples older than retentionDays are dropped a whole day at a time; unset = kept forever. */
@@ -53,6 +55,7 @@ export function secretsOf(config: AppConfig): string[] {
   }
   if (config.adminApiKey) secrets.push(config.adminApiKey);
   if (config.wsToken) secrets.push(config.wsToken);
+  if (config.alarms.webhookSecret) secrets.push(config.alarms.webhookSecret);
   for (const token of config.mqtt.deviceTokens?.values() ?? []) secrets.push(token);
   return [...new Set(secrets.filter((s) => s.length > 0))];
 }
