@@ -56,9 +56,10 @@ const ruleSchema = z
     {
       name: z.string({ error: 'name must be a string of 1 to 200 characters' }).trim().min(1, 'name must be a string of 1 to 200 characters').max(200, 'name must be a string of 1 to 200 characters'),
       metric: z.string({ error: `metric is required and ${METRIC_NAME_RULE}` }).regex(METRIC_NAME_PATTERN, `metric ${METRIC_NAME_RULE}`),
-      devices: z.union([z.literal('*'), z.array(z.string().regex(DEVICE_ID_PATTERN), { error: '' }).min(1).max(MAX_DEVICES)], {
-        error: `devices must be "*" or a list of 1 to ${MAX_DEVICES} device ids that each ${DEVICE_ID_RULE}`,
-      }),
+      devices: z.custom<string[] | '*'>(
+        (v) => v === '*' || (Array.isArray(v) && v.length >= 1 && v.length <= MAX_DEVICES && v.every((d) => typeof d === 'string' && DEVICE_ID_PATTERN.test(d))),
+        { message: `devices must be "*" or a list of 1 to ${MAX_DEVICES} device ids that each ${DEVICE_ID_RULE}` },
+      ),
       condition: z.object(
         {
           op: z.enum([...COMPARISON_OPS, ...BAND_OPS], { error: 'condition.op must be one of >, >=, <, <=, outside, inside' }),

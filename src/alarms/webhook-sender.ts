@@ -15,7 +15,7 @@ import { AlarmStore, type OutboxRow } from './alarm-store';
 export const POLL_INTERVAL_MS = 1000;
 export const SEND_TIMEOUT_MS = 5000;
 /** Longer than a send can take, so a live sender always finishes before another may claim. */
-const LEASE_S = 30;
+const LEASE_S = 15;
 const MAX_IN_FLIGHT = 16;
 export const GIVE_UP_AFTER_MS = 24 * 3600 * 1000;
 const BACKOFF_BASE_MS = 1000;
