@@ -37,6 +37,7 @@ const METRICS_PER_MESSAGE = 4;
 /** Ingest and bare alternate this many times, each in a fresh database; medians are reported (single runs vary by ±20 % here). */
 const rounds = Number(args.rounds ?? (args.quick ? 1 : 3));
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
+const ALARM_RULES = 1000;
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -190,6 +191,71 @@ async function ingestPhase(dbUrl: string, db: Client): Promise<Record<string, nu
     };
   } finally {
     await stopProcess(app);
+    await mosquitto.stop();
+  }
+}
+
+/**
+ * Ingest with alarm rules: ALARM_RULES rules, rule i watching the temperature
+ * of device bench-i (a raise for the devices whose value is above 22, sent to
+ * a local webhook receiver), then the same load as the ingest phase. The
+ * figure to compare with the bare pipeline is sustainedMsgPerSec; the webhook
+ * latency is measured from the outbox row's creation (the evaluation's
+ * transaction) to its arrival at the receiver.
+ */
+async function alarmsPhase(dbUrl: string, db: Client): Promise<Record<string, number>> {
+  const ruleCount = Math.min(ALARM_RULES, deviceCount);
+  const mosquitto = await startMosquitto();
+  const port = await freePort();
+  const arrivals = new Map<string, number>();
+  const receiver = createHttpServer((req, res) => {
+    arrivals.set(String(req.headers['x-telemetry-event-id']), Date.now());
+    req.resume();
+    req.on('end', () => res.end());
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve()));
+  const hookPort = (receiver.address() as { port: number }).port;
+  let app: ChildProcess | undefined;
+  try {
+    app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench-alarms', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), ADMIN_API_KEY: 'bench' }, port);
+    for (let i = 0; i < ruleCount; i++) {
+      const res = await fetch(`http://127.0.0.1:${port}/api/alarm-rules`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': 'bench' },
+        body: JSON.stringify({ name: `bench ${i}`, metric: 'temperature', devices: [`bench-${i}`], condition: { op: '>', value: 22 }, forS: 0, clear: { hysteresis: 0.5, forS: 0 }, severity: 'minor', webhookUrl: `http://127.0.0.1:${hookPort}/hook` }),
+      });
+      if (res.status !== 201) throw new Error(`creating alarm rule ${i}: HTTP ${res.status} ${await res.text()}`);
+    }
+    const pid = app.pid as number;
+    const expected = totalMessages * METRICS_PER_MESSAGE;
+    log(`ingest with alarms: ${ruleCount} rules over ${deviceCount} devices, ${totalMessages} QoS 1 messages × ${METRICS_PER_MESSAGE} metrics`);
+    const cpuStart = procCpuSeconds(pid);
+    const started = Date.now();
+    const published = publish({ url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 3600_000, qos: 1 }, publisherCount);
+    const count = async () => Number((await db.query('SELECT count(*)::int AS n FROM samples')).rows[0].n);
+    const { perSec, wall } = await measureRows(count, expected, started);
+    await published;
+    const cpuSeconds = procCpuSeconds(pid) - cpuStart;
+    await new Promise((r) => setTimeout(r, 3000));
+    const outbox = (await db.query<{ id: string; created: string }>(`SELECT id, (extract(epoch FROM created_at) * 1000)::float8 AS created FROM alarm_outbox`)).rows;
+    const latencies = outbox.filter((r) => arrivals.has(r.id)).map((r) => (arrivals.get(r.id) as number) - Number(r.created)).sort((a, b) => a - b);
+    const pct = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
+    const alarms = Number((await db.query('SELECT count(*)::int AS n FROM alarms')).rows[0].n);
+    return {
+      rules: ruleCount,
+      sustainedMsgPerSec: round(perSec / METRICS_PER_MESSAGE),
+      sustainedSamplesPerSec: round(perSec),
+      wallSeconds: round(wall, 2),
+      appCpuPercent: round((cpuSeconds / wall) * 100),
+      alarmsRaised: alarms,
+      webhooksQueued: outbox.length,
+      webhooksReceived: arrivals.size,
+      webhookP50Ms: round(pct(0.5)),
+      webhookP99Ms: round(pct(0.99)),
+    };
+  } finally {
+    await stopProcess(app);
+    receiver.close();
     await mosquitto.stop();
   }
 }
@@ -406,6 +472,14 @@ async function main(): Promise<void> {
     if (bareRuns.length > 0) {
       result.bare = { medianMsgPerSec: bareMsg, runs: bareRuns };
       log(`bare pipeline: ${bareMsg} msg/s (median of ${bareRuns.length}: ${bareRuns.map((r) => r.sustainedMsgPerSec).join(', ')}); service / bare = ${round(ingestMsg / bareMsg, 2)}`);
+    }
+    // Compare with the ingest and bare phases of the same run (`--only ingest,bare,alarms`).
+    if (want('alarms')) {
+      const runs: Array<Record<string, number>> = [];
+      for (let round = 1; round <= rounds; round++) runs.push(await withDatabase(admin, alarmsPhase));
+      const msg = median(runs.map((r) => r.sustainedMsgPerSec));
+      result.alarms = { medianMsgPerSec: msg, ratioToBare: round(msg / bareMsg, 2), ratioToIngest: round(msg / ingestMsg, 2), runs };
+      log(`ingest with ${runs[0].rules} alarm rules: ${msg} msg/s (median of ${runs.length}); / bare = ${round(msg / bareMsg, 2)}, / ingest = ${round(msg / ingestMsg, 2)}; webhooks p50 ${runs[0].webhookP50Ms} ms, p99 ${runs[0].webhookP99Ms} ms (${runs[0].webhooksReceived} of ${runs[0].webhooksQueued})`);
     }
     if (want('ws')) {
       const ws = await withDatabase(admin, (url) => wsPhase(url, { label: 'WebSocket latency', devices: deviceCount, clients: 100, rate: args.quick ? 2000 : 5000, seconds: args.quick ? 10 : 20 }));

@@ -379,8 +379,8 @@ export class AlarmStore {
     return rows.map((r) => ({ id: r.id, url: r.url, body: r.body, attempts: r.attempts, createdAt: r.created_at }));
   }
 
-  async markSent(id: string): Promise<void> {
-    await this.rows(`UPDATE alarm_outbox SET sent_at = now(), last_error = NULL WHERE id = $1`, [id]);
+  async markSent(ids: readonly string[]): Promise<void> {
+    await this.rows(`UPDATE alarm_outbox SET sent_at = now(), last_error = NULL WHERE id = ANY($1::uuid[])`, [ids]);
   }
 
   async markRetry(id: string, delayMs: number, error: string): Promise<void> {

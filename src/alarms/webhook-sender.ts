@@ -16,7 +16,7 @@ export const POLL_INTERVAL_MS = 1000;
 export const SEND_TIMEOUT_MS = 5000;
 /** Longer than a send can take, so a live sender always finishes before another may claim. */
 const LEASE_S = 15;
-const MAX_IN_FLIGHT = 16;
+const MAX_IN_FLIGHT = 64;
 export const GIVE_UP_AFTER_MS = 24 * 3600 * 1000;
 const BACKOFF_BASE_MS = 1000;
 const BACKOFF_CAP_MS = 10 * 60 * 1000;
@@ -42,6 +42,7 @@ export class WebhookSender implements OnApplicationBootstrap, OnApplicationShutd
   private stopped = true;
   private claimFailing = false;
   private lastPrune = 0;
+  private sentBatch: { ids: string[]; done: Promise<void> } | undefined;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -95,8 +96,9 @@ export class WebhookSender implements OnApplicationBootstrap, OnApplicationShutd
       for (const row of rows) {
         const sending: Promise<void> = this.deliver(row).finally(() => {
           this.inFlight.delete(sending);
-          // A full claim may have left more due events behind.
-          if (rows.length === room) this.nudge();
+          // A full claim may have left more due events behind: claim again once
+          // half the slots are free (one claim per event would double the queries).
+          if (rows.length === room && this.inFlight.size <= MAX_IN_FLIGHT / 2) this.nudge();
         });
         this.inFlight.add(sending);
       }
@@ -108,7 +110,7 @@ export class WebhookSender implements OnApplicationBootstrap, OnApplicationShutd
     const error = await this.post(row);
     try {
       if (error === undefined) {
-        await this.store.markSent(row.id);
+        await this.recordSent(row.id);
         this.metrics.notifications.labels('sent').inc();
         return;
       }
@@ -126,6 +128,20 @@ export class WebhookSender implements OnApplicationBootstrap, OnApplicationShutd
       // The outcome is lost; the lease runs out and the event is sent again (at least once).
       this.logger.warn({ msg: 'could not record webhook outcome', eventId: row.id, error: String(dbError) });
     }
+  }
+
+  /** Deliveries that finish together are recorded with one UPDATE. */
+  private recordSent(id: string): Promise<void> {
+    if (!this.sentBatch) {
+      const batch = { ids: [] as string[], done: undefined as unknown as Promise<void> };
+      batch.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.sentBatch = undefined;
+        return this.store.markSent(batch.ids);
+      });
+      this.sentBatch = batch;
+    }
+    this.sentBatch.ids.push(id);
+    return this.sentBatch.done;
   }
 
   /** Undefined on a 2xx answer, else what went wrong. */
