@@ -11,6 +11,7 @@ import { RedisModule } from './redis/redis.module';
 import { CacheModule } from './cache/cache.module';
 import { QueryModule } from './query/query.module';
 import { RealtimeModule } from './realtime/realtime.module';
+import { StatusModule } from './status/status.module';
 
 @Module({})
 export class AppModule {
@@ -26,6 +27,7 @@ export class AppModule {
         IngestionModule,
         QueryModule,
         RealtimeModule,
+        StatusModule,
         HealthModule,
       ],
     };

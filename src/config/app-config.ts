@@ -25,6 +25,8 @@ export interface AppConfig {
   cacheTtl: CacheTtls;
   wsRateLimit: { capacity: number; windowS: number };
   ingest: IngestTuning;
+  /** Seconds without an accepted message after which a device is offline (per-device overrides in the database). */
+  deviceOfflineAfterS: number;
 }
 
 /** Raw samples older than retentionDays are dropped a whole day at a time; unset = kept forever. */

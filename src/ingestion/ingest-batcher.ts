@@ -24,6 +24,8 @@ import { parseTelemetry, type Sample } from './payload-parser';
 export interface CommittedBatch {
   /** The samples this batch really stored (duplicates of stored points left out). */
   samples: readonly Sample[];
+  /** Every device with a message in the batch, duplicates included, with its receive times. */
+  devices: readonly DeviceSeen[];
 }
 export type CommitListener = (batch: CommittedBatch) => void;
 
@@ -195,10 +197,11 @@ export class IngestBatcher {
     for (;;) {
       const started = performance.now();
       try {
-        const stored = await this.writer.write(batch.samples, [...batch.devices.values()]);
+        const devices = [...batch.devices.values()];
+        const stored = await this.writer.write(batch.samples, devices);
         this.db.markReachable(true);
         this.metrics.ingestFlushSeconds.observe((performance.now() - started) / 1000);
-        this.committed(batch, stored);
+        this.committed(batch, stored, devices);
         return;
       } catch (error) {
         this.db.markReachable(false, error);
@@ -209,7 +212,7 @@ export class IngestBatcher {
     }
   }
 
-  private committed(batch: Batch, stored: readonly Sample[]): void {
+  private committed(batch: Batch, stored: readonly Sample[], devices: readonly DeviceSeen[]): void {
     const now = Date.now();
     for (const ack of batch.acks) ack();
     for (const t of batch.receivedAt) this.metrics.ingestLagSeconds.observe((now - t) / 1000);
@@ -218,7 +221,7 @@ export class IngestBatcher {
     this.pending -= batch.acks.length;
     for (const listener of this.listeners) {
       try {
-        listener({ samples: stored });
+        listener({ samples: stored, devices });
       } catch (error) {
         this.logger.error({ msg: 'commit listener failed', error: String(error) });
       }

@@ -6,7 +6,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { EmbeddedBroker } from '../broker/embedded-broker';
 import { EmbeddedSource } from './embedded-source';
 import { IngestBatcher } from './ingest-batcher';
-import type { MessageSource } from './ingest-message';
+import type { MessageSource, StatusMessageHandler } from './ingest-message';
 import { MqttConsumer } from './mqtt-consumer';
 import { CacheService } from '../cache/cache.service';
 
@@ -16,6 +16,7 @@ const DRAIN_TIMEOUT_MS = 10_000;
 export class IngestionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Ingestion');
   readonly source: MessageSource;
+  private statusListener: StatusMessageHandler | undefined;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -23,11 +24,17 @@ export class IngestionService implements OnApplicationBootstrap, BeforeApplicati
     broker: EmbeddedBroker,
     cache: CacheService,
   ) {
-    this.source = config.mqtt.url ? new MqttConsumer(config, batcher) : new EmbeddedSource(broker, batcher);
+    const onStatus: StatusMessageHandler = (topic, payload, receivedAtMs) => this.statusListener?.(topic, payload, receivedAtMs);
+    this.source = config.mqtt.url ? new MqttConsumer(config, batcher, onStatus) : new EmbeddedSource(broker, batcher, onStatus);
     // After commit and ack: the latest-sample cache, one pipelined round trip per batch.
     batcher.onCommitted((batch) => {
       cache.recordLatest(batch.samples).catch((error: unknown) => this.logger.warn({ msg: 'latest cache update failed', error: String(error) }));
     });
+  }
+
+  /** Where messages on devices/{id}/status go (the device status module). */
+  onStatusMessage(listener: StatusMessageHandler): void {
+    this.statusListener = listener;
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -1,4 +1,6 @@
 import { Controller, Delete, Get, HttpCode, NotFoundException, Param, Query, UseGuards } from '@nestjs/common';
+import { ApiQuery } from '@nestjs/swagger';
+import { parseStatusFilter } from '../status/device-status.controller';
 import { AdminKeyGuard } from './admin-key.guard';
 import { parseDeviceId, parseHourlyQuery, parsePaging, parseSamplesQuery } from './query-params';
 import { TelemetryQueries } from './telemetry-queries';
@@ -12,9 +14,10 @@ export class DevicesController {
   ) {}
 
   @Get()
+  @ApiQuery({ name: 'status', required: false, enum: ['online', 'offline'], description: 'only devices with this status (total counts them)' })
   list(@Query() query: unknown) {
     const { limit, offset } = parsePaging(query);
-    return this.queries.listDevices(limit, offset);
+    return this.queries.listDevices(limit, offset, parseStatusFilter(query));
   }
 
   @Get(':id/latest')

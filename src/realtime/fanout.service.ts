@@ -16,7 +16,7 @@ import type { Sample } from '../ingestion/payload-parser';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { RedisConnection } from '../redis/redis-connection';
 import type { ClientConnection } from './client-connection';
-import { frame, type SampleEvent } from './ws-protocol';
+import { frame, type SampleEvent, type StatusEvent } from './ws-protocol';
 
 export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
 const FLUSH_INTERVAL_MS = 50;
@@ -33,6 +33,11 @@ export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
     event.metrics[s.metric] = s.value;
   }
   return [...byPoint.values()];
+}
+
+function isStatusMessage(value: unknown): value is { status: StatusEvent } {
+  const status = (value as { status?: Partial<StatusEvent> } | null)?.status;
+  return typeof status === 'object' && status !== null && typeof status.deviceId === 'string' && typeof status.status === 'string';
 }
 
 @Injectable()
@@ -53,6 +58,9 @@ export class FanoutService implements OnApplicationShutdown {
   private selfSubscribed = false;
   private readonly flushTimer: NodeJS.Timeout;
   private presenceTimer: NodeJS.Timeout | undefined;
+  private readonly statusListeners: Array<(event: StatusEvent) => void> = [];
+  /** Counts (re)subscriptions: a listener that saw it change may have missed messages in between. */
+  private subscriptions = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -79,6 +87,7 @@ export class FanoutService implements OnApplicationShutdown {
       subscriber.subscribe(FANOUT_CHANNEL).then(
         () => {
           this.selfSubscribed = true;
+          this.subscriptions++;
           this.sayHello();
         },
         () => undefined,
@@ -166,7 +175,9 @@ export class FanoutService implements OnApplicationShutdown {
     const newline = raw.indexOf('\n');
     if (newline < 0 || raw.slice(0, newline) === this.config.instanceId) return;
     this.othersListening = true;
-    if (this.clients.size === 0 || raw.endsWith(`\n${HELLO}`)) return;
+    if (raw.endsWith(`\n${HELLO}`)) return;
+    // Status changes are rare and other services on this instance listen to them: always parsed.
+    if (this.clients.size === 0 && raw.charAt(newline + 1) !== '{') return;
     let samples: unknown;
     try {
       samples = JSON.parse(raw.slice(newline + 1));
@@ -174,6 +185,53 @@ export class FanoutService implements OnApplicationShutdown {
       return;
     }
     if (Array.isArray(samples)) this.deliver(samples as SampleEvent[]);
+    else if (isStatusMessage(samples)) this.statusReceived(samples.status);
+  }
+
+  // ---- device status (one object message per change; older instances ignore non-arrays) ----
+
+  /**
+   * True while this instance hears every status change made elsewhere: no
+   * Redis (a single instance), or subscribed to the channel.
+   */
+  get hearsOthers(): boolean {
+    return !this.redis.configured || this.selfSubscribed;
+  }
+
+  /** Changes each time the subscription is (re)made; status changes may have been missed in between. */
+  get subscriptionEpoch(): number {
+    return this.subscriptions;
+  }
+
+  onStatus(listener: (event: StatusEvent) => void): void {
+    this.statusListeners.push(listener);
+  }
+
+  /** A status change this instance made: announce it here and, once, to every other instance. */
+  publishStatus(event: StatusEvent): void {
+    this.statusReceived(event);
+    const publisher = this.publisher;
+    if (!publisher || !this.othersListening) return;
+    if (publisher.status !== 'ready') {
+      this.setPublishing(false);
+      return;
+    }
+    publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify({ status: event })}`).then(
+      () => this.setPublishing(true),
+      () => this.setPublishing(false),
+    );
+  }
+
+  private statusReceived(event: StatusEvent): void {
+    for (const listener of this.statusListeners) listener(event);
+    if (this.clients.size === 0) return;
+    const direct = this.byDevice.get(event.deviceId);
+    const everyone = this.byDevice.get('*');
+    if (!direct && !everyone) return;
+    // A control frame, not a sample: never replaced by a newer one for a slow client.
+    const text = frame('status', event);
+    if (direct) for (const client of direct) client.send(text);
+    if (everyone) for (const client of everyone) if (!direct?.has(client)) client.send(text);
   }
 
   private deliver(events: SampleEvent[]): void {

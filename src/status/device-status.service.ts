@@ -1,0 +1,168 @@
+// Device online/offline (CONTRACT §9): makes the transitions caused by
+// committed batches and by messages on devices/{id}/status, and announces
+// each change it made, once, through the cross-instance fan-out.
+//
+// After a commit, only devices not known to be online here cost a query: one
+// statement for all of them, none when every device in the batch is known
+// online. "Known online" is a per-instance belief that expires: a device
+// confirmed online by a commit that carried its message at time L cannot time
+// out before L + timeout - 1 s (last_seen is kept to the second), so the
+// belief holds until L + timeout - 2 s and each commit of the device here
+// extends it. An offline change made elsewhere (a Last Will) reaches this
+// instance through the fan-out and drops the belief; while that channel is
+// down (or was, until re-subscribed) nothing is believed and every batch asks.
+// The UPDATE is conditional, so asking too often is only a wasted statement,
+// never a duplicate change.
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { IngestBatcher } from '../ingestion/ingest-batcher';
+import { IngestionService } from '../ingestion/ingestion.service';
+import { RateLimitedLog } from '../logging/rate-limited-log';
+import { FanoutService } from '../realtime/fanout.service';
+import type { DeviceSeen } from '../storage/sample-writer';
+import { DeviceStatusMetrics } from './device-status-metrics';
+import { DeviceStatusStore, type StatusChange } from './device-status.store';
+import { parseStatusPayload, statusTopicDevice } from './status-payload';
+
+/** Clock skew between instances and the 1 s resolution of last_seen. */
+const BELIEF_MARGIN_MS = 2000;
+const RETRY_MS = 1000;
+
+@Injectable()
+export class DeviceStatusService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('DeviceStatus');
+  private readonly badStatusLog = new RateLimitedLog((msg, fields) => this.logger.warn({ msg, ...fields }));
+  /** deviceId → until when (epoch ms) this instance may take it to be online without asking. */
+  private readonly knownOnline = new Map<string, number>();
+  private epoch = -1;
+  /** Devices whose online check failed (database down): asked again with the next batch or after RETRY_MS. */
+  private readonly retry = new Map<string, DeviceSeen>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly store: DeviceStatusStore,
+    private readonly fanout: FanoutService,
+    private readonly metrics: DeviceStatusMetrics,
+    private readonly batcher: IngestBatcher,
+    private readonly ingestion: IngestionService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    // The one place status hooks into the commit path.
+    this.batcher.onCommitted((batch) => this.committed(batch.devices));
+    this.ingestion.onStatusMessage((topic, payload, receivedAtMs) => this.reported(topic, payload, receivedAtMs));
+    this.fanout.onStatus((event) => {
+      if (event.status === 'offline') this.knownOnline.delete(event.deviceId);
+    });
+  }
+
+  onApplicationShutdown(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+  }
+
+  /** Statements run by committed() so far; the bench and tests read it. */
+  onlineChecks = 0;
+
+  committed(devices: readonly DeviceSeen[]): void {
+    const now = Date.now();
+    const trusted = this.trustBeliefs();
+    const ask: DeviceSeen[] = [];
+    for (const d of devices) {
+      const until = trusted ? this.knownOnline.get(d.deviceId) : undefined;
+      if (until !== undefined && until > now) {
+        this.extend(d.deviceId, d.lastSeenMs, until);
+        continue;
+      }
+      this.retry.delete(d.deviceId);
+      ask.push(d);
+    }
+    for (const d of this.retry.values()) ask.push(d);
+    this.retry.clear();
+    if (ask.length > 0) void this.markOnline(ask);
+  }
+
+  /** Current offline_after_s of believed devices is not kept; the default bounds it unless told otherwise. */
+  private readonly timeouts = new Map<string, number>();
+
+  private extend(deviceId: string, lastSeenMs: number, until: number): void {
+    const timeoutS = this.timeouts.get(deviceId) ?? this.config.deviceOfflineAfterS;
+    const next = lastSeenMs + timeoutS * 1000 - BELIEF_MARGIN_MS;
+    if (next > until) this.knownOnline.set(deviceId, next);
+  }
+
+  private async markOnline(devices: DeviceSeen[]): Promise<void> {
+    this.onlineChecks++;
+    try {
+      const { changes, checks } = await this.store.markOnline(devices);
+      const trusted = this.trustBeliefs();
+      const seen = new Map(devices.map((d) => [d.deviceId, d.lastSeenMs]));
+      for (const check of checks) {
+        if (check.status !== 'online' || !trusted) continue;
+        const timeoutS = check.offlineAfterS ?? this.config.deviceOfflineAfterS;
+        if (check.offlineAfterS !== null) this.timeouts.set(check.deviceId, check.offlineAfterS);
+        else this.timeouts.delete(check.deviceId);
+        this.knownOnline.set(check.deviceId, (seen.get(check.deviceId) ?? Date.now()) + timeoutS * 1000 - BELIEF_MARGIN_MS);
+      }
+      for (const change of changes) this.announce(change);
+    } catch (error) {
+      for (const d of devices) if (!this.retry.has(d.deviceId)) this.retry.set(d.deviceId, d);
+      this.logger.warn({ msg: 'device online check failed; retrying', devices: devices.length, error: error instanceof Error ? error.message : String(error) });
+      if (!this.retryTimer && !this.stopped) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          if (this.retry.size > 0) this.committed([]);
+        }, RETRY_MS);
+        this.retryTimer.unref();
+      }
+    }
+  }
+
+  /** Beliefs are only as good as the channel that revokes them; a re-subscription may have missed revocations. */
+  private trustBeliefs(): boolean {
+    if (!this.fanout.hearsOthers) {
+      this.knownOnline.clear();
+      return false;
+    }
+    const epoch = this.fanout.subscriptionEpoch;
+    if (epoch !== this.epoch) {
+      this.knownOnline.clear();
+      this.epoch = epoch;
+    }
+    return true;
+  }
+
+  get defaultOfflineAfterS(): number {
+    return this.config.deviceOfflineAfterS;
+  }
+
+  /** A per-device timeout changed here: the next message of that device asks again. */
+  forget(deviceId: string): void {
+    this.knownOnline.delete(deviceId);
+    this.timeouts.delete(deviceId);
+  }
+
+  private reported(topic: string, payload: Buffer, receivedAtMs: number): void {
+    const deviceId = statusTopicDevice(topic);
+    const status = deviceId ? parseStatusPayload(payload) : undefined;
+    if (!deviceId || !status) {
+      this.badStatusLog.log('status message ignored', { topic: topic.slice(0, 200), detail: 'payload must be online or offline, plain or {"status": …}' });
+      return;
+    }
+    if (status === 'offline') this.knownOnline.delete(deviceId);
+    this.store.applyReported(deviceId, status, receivedAtMs).then(
+      (change) => {
+        if (change) this.announce(change);
+      },
+      (error: unknown) => this.logger.warn({ msg: 'device status update failed', deviceId, status, error: error instanceof Error ? error.message : String(error) }),
+    );
+  }
+
+  /** Every change this instance made, exactly once: counted here, delivered everywhere. */
+  announce(change: StatusChange): void {
+    this.metrics.changes.labels(change.status).inc();
+    this.fanout.publishStatus(change);
+  }
+}
