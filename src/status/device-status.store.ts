@@ -156,8 +156,12 @@ export class DeviceStatusStore {
 
   /** null restores the default. Answers false for an unknown device. */
   async setOfflineAfter(deviceId: string, seconds: number | null): Promise<boolean> {
-    const rows = await this.db.query<{ id: string }>(`UPDATE devices SET offline_after_s = $2 WHERE id = $1 RETURNING id`, [deviceId, seconds]);
-    return rows.length > 0;
+    // Wrapped in SELECT: TypeORM answers [rows, count] for a bare UPDATE … RETURNING.
+    const [row] = await this.db.query<{ n: number }>(
+      `WITH u AS (UPDATE devices SET offline_after_s = $2 WHERE id = $1 RETURNING id) SELECT count(*)::int AS n FROM u`,
+      [deviceId, seconds],
+    );
+    return row.n > 0;
   }
 
   async countOnline(): Promise<number> {
