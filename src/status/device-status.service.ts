@@ -6,9 +6,9 @@
 // statement for all of them, none when every device in the batch is known
 // online. "Known online" is a per-instance belief that expires: a device
 // confirmed online by a commit that carried its message at time L cannot time
-// out before L + timeout - 1 s (last_seen is kept to the second), so the
-// belief holds until L + timeout - 1.1 s and each commit of the device here
-// extends it. An offline change made elsewhere (a Last Will) reaches this
+// out before L + timeout (last_seen is then at least L - 1 s, and the sweep
+// waits a second past last_seen + timeout), so the belief holds until
+// L + timeout - 0.5 s and each commit of the device here extends it. An offline change made elsewhere (a Last Will) reaches this
 // instance through the fan-out and drops the belief; while that channel is
 // down (or was, until re-subscribed) nothing is believed and every batch asks.
 // The UPDATE is conditional, so asking too often is only a wasted statement,
@@ -24,8 +24,8 @@ import { DeviceStatusMetrics } from './device-status-metrics';
 import { DeviceStatusStore, type StatusChange } from './device-status.store';
 import { parseStatusPayload, statusTopicDevice } from './status-payload';
 
-/** The 1 s resolution of last_seen, plus room for clock skew between an instance and PostgreSQL. */
-const BELIEF_MARGIN_MS = 1100;
+/** Room for clock skew between an instance and PostgreSQL. */
+const BELIEF_MARGIN_MS = 500;
 const RETRY_MS = 1000;
 
 @Injectable()

@@ -70,21 +70,26 @@ SELECT id, status_since AS since FROM changed`;
 
 // $1 default timeout (s), $2 most devices per sweep. The UPDATE re-checks the
 // deadline on the row it locks: a commit that moved last_seen meanwhile wins.
+// The batch write moves last_seen only when it advances by more than a
+// second, so the newest message may be up to 1 s younger than last_seen: a
+// device is due 1 s after last_seen + timeout (never before its true
+// deadline, at most 1 s after it), and since = last_seen + timeout, the
+// figures GET …/status shows.
 const SWEEP_SQL = `
 WITH due AS (
   (SELECT id FROM devices
-   WHERE status = 'online' AND offline_after_s IS NULL AND last_seen < now() - make_interval(secs => $1::int)
+   WHERE status = 'online' AND offline_after_s IS NULL AND last_seen < now() - make_interval(secs => $1::int + 1)
    ORDER BY last_seen LIMIT $2)
   UNION ALL
   (SELECT id FROM devices
-   WHERE status = 'online' AND offline_after_s IS NOT NULL AND last_seen + make_interval(secs => offline_after_s) < now()
+   WHERE status = 'online' AND offline_after_s IS NOT NULL AND last_seen + make_interval(secs => offline_after_s + 1) < now()
    LIMIT $2)
 ),
 changed AS (
   UPDATE devices d SET status = 'offline', status_reason = 'timeout',
     status_since = d.last_seen + make_interval(secs => coalesce(d.offline_after_s, $1::int))
   FROM due
-  WHERE d.id = due.id AND d.status = 'online' AND d.last_seen + make_interval(secs => coalesce(d.offline_after_s, $1::int)) < now()
+  WHERE d.id = due.id AND d.status = 'online' AND d.last_seen + make_interval(secs => coalesce(d.offline_after_s, $1::int) + 1) < now()
   RETURNING d.id, d.status_since
 ),
 history AS (
