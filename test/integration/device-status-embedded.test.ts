@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { EmbeddedBroker } from '../../src/broker/embedded-broker';
+import { DEFAULT_OPTIONS } from '../../src/simulator/simulate-options';
+import { runSimulation, silencePlan } from '../../src/simulator/simulation';
 import { connectDevice, telemetryTopic } from '../support/publisher';
 import { startTestApp, type TestApp } from '../support/test-app';
 import { type Frame, WsTestClient } from '../support/ws-client';
@@ -129,5 +131,42 @@ describe('device status on the embedded broker and embedded PostgreSQL', () => {
       'offline/timeout',
       'online/message',
     ]);
+  });
+
+  it('the simulator with --will --silent: silenced devices are cut without DISCONNECT and go offline by their will, then come back', async () => {
+    // The simulator's devices have no tokens: a second app without DEVICE_TOKENS.
+    const open = await startTestApp({ DATABASE_URL: undefined, DATA_DIR: join(dir, 'sim'), REDIS_URL: undefined, MQTT_URL: undefined, MQTT_PORT: '0', WS_TOKEN: undefined, DEVICE_OFFLINE_AFTER_S: '30' });
+    try {
+      const ws = await WsTestClient.connect(`${open.baseUrl.replace('http', 'ws')}/ws`);
+      clients.push(ws);
+      ws.send('subscribe', { deviceId: '*' });
+      await ws.next((f) => f.event === 'subscribed');
+      const options = {
+        ...DEFAULT_OPTIONS,
+        url: `mqtt://127.0.0.1:${open.get(EmbeddedBroker).port}`,
+        devices: 4,
+        rate: 40,
+        duration: 4,
+        prefix: 'simw-',
+        silent: 0.5,
+        silentAfter: 1,
+        silentFor: 1.5,
+        will: true,
+      };
+      const summary = await runSimulation(options);
+      expect(summary.killed).toBe(2);
+      expect(summary.errors).toBe(0);
+      const silent = [...silencePlan(options).silent].map((i) => `simw-00${i + 1}`);
+      for (const id of silent) {
+        const offline = ws.frames.find(isStatus(id, 'offline'));
+        expect(offline?.data.reason).toBe('will');
+        // Back: online again from its next message after the silence.
+        expect(ws.frames.filter(isStatus(id, 'online')).map((f) => f.data.reason)).toEqual(['message', 'message']);
+      }
+      const others = ['simw-001', 'simw-002', 'simw-003', 'simw-004'].filter((id) => !silent.includes(id));
+      for (const id of others) expect(ws.frames.filter(isStatus(id)).map((f) => f.data.status)).toEqual(['online']);
+    } finally {
+      await open.close();
+    }
   });
 });
