@@ -75,7 +75,7 @@ SELECT id, status_since AS since FROM changed`;
 // device is due 1 s after last_seen + timeout (never before its true
 // deadline, at most 1 s after it), and since = last_seen + timeout, the
 // figures GET …/status shows.
-const SWEEP_SQL = `
+export const SWEEP_SQL = `
 WITH due AS (
   (SELECT id FROM devices
    WHERE status = 'online' AND offline_after_s IS NULL AND last_seen < now() - make_interval(secs => $1::int + 1)
