@@ -217,7 +217,10 @@ export class FanoutService implements OnApplicationShutdown {
       return;
     }
     publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify({ status: event })}`).then(
-      () => this.setPublishing(true),
+      (receivers) => {
+        this.setPublishing(true);
+        if (receivers === (this.selfSubscribed ? 1 : 0) && !this.redis.isCluster) this.othersListening = false;
+      },
       () => this.setPublishing(false),
     );
   }
