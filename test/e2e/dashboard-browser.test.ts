@@ -15,6 +15,7 @@ import { EmbeddedBroker } from '../../src/broker/embedded-broker';
 import { DEFAULT_OPTIONS, type SimulatorOptions } from '../../src/simulator/simulate-options';
 import { runSimulation, type SimulationProgress, type SimulationSummary } from '../../src/simulator/simulation';
 import { waitFor } from '../support/free-port';
+import { connectDevice } from '../support/publisher';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -168,6 +169,19 @@ describe('dashboard page', () => {
       await waitFor(async () => (await page.locator('#device-list .activity[data-level="live"]').count()) === options.devices, 12_000, 'all devices live');
       await mkdir(join(SCREENSHOT, '..'), { recursive: true });
       await page.screenshot({ path: SCREENSHOT });
+
+      // Device status: online now; an "offline" on its status topic shows at once, and its next message brings it back.
+      const dot = page.locator(`#device-list button[data-device-id="${DEVICE}"] .activity`);
+      expect(await dot.getAttribute('title')).toMatch(/^online/);
+      const statusPublisher = await connectDevice(mqttUrl);
+      try {
+        await statusPublisher.publishAsync(`devices/${DEVICE}/status`, 'offline', { qos: 1 });
+      } finally {
+        await statusPublisher.endAsync();
+      }
+      await dot.and(page.locator('[data-level="offline"]')).waitFor({ timeout: 5000 });
+      expect(await page.locator('#device-info').textContent()).toMatch(/^offline · /);
+      await dot.and(page.locator('[data-level="live"]')).waitFor({ timeout: 10_000 });
       expect(pageErrors).toEqual([]);
     } finally {
       await context?.close().catch(() => undefined);
