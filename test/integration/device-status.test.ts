@@ -331,4 +331,20 @@ describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real
     expect(count(onOther2, id2, 'offline')).toBe(1);
     expect((await history(id)).map((i) => i.status)).toEqual(['offline', 'online', 'offline', 'online']);
   });
+
+  it('when the sweeping instance stops, the other takes the sweep over', async () => {
+    const owner = [appA(), appB()].find((app) => app.get(StatusSweeper).owner) as TestApp;
+    const survivor = owner === appA() ? appB() : appA();
+    expect(survivor.get(StatusSweeper).owner).toBe(false);
+    const id = `st-${run}-takeover`;
+    const watcher = await watch(survivor, id);
+    await publish(id);
+    await watcher.next(isStatus(id, 'online'), 10_000);
+    await owner.close();
+    if (owner === a) a = undefined;
+    else b = undefined;
+    const offline = await watcher.next(isStatus(id, 'offline'), 15_000, 'offline swept by the survivor');
+    expect(survivor.get(StatusSweeper).owner).toBe(true);
+    expect(offline.receivedAt - Date.parse(offline.data.since)).toBeLessThan(3500);
+  });
 });
