@@ -29,6 +29,8 @@ export interface SimulationProgress {
   silenced: number;
   /** Device connections cut without DISCONNECT (`--will` devices going silent): the broker publishes their will. */
   killed: number;
+  /** QoS 1 messages unacknowledged on a connection when it was cut (lost with the "crash", not errors). */
+  lostInCrash: number;
   inflight: number;
   /** Messages per second over the last few seconds. */
   ratePerSec: number;
@@ -213,10 +215,12 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
     }
   }
   /** A will device going silent crashes: its socket is cut with no DISCONNECT, so the broker publishes its will. */
+  const killedClients = new WeakSet<MqttClient>();
   const kill = (index: number) => {
     const victim = own.get(index);
     if (!victim) return;
     own.delete(index);
+    killedClients.add(victim);
     victim.options.reconnectPeriod = 0;
     victim.stream.destroy();
     victim.end(true);
@@ -308,7 +312,9 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
     via.publish(topics[index], payload, { qos }, (error) => {
       stats.inflight--;
       if (error) {
-        stats.errors++;
+        // A message still in flight when its device "crashed" is lost with it, on purpose.
+        if (killedClients.has(via)) stats.lostInCrash++;
+        else stats.errors++;
         return;
       }
       stats.acked++;
@@ -383,6 +389,7 @@ export function emptyProgress(): SimulationProgress {
     backfilled: 0,
     silenced: 0,
     killed: 0,
+    lostInCrash: 0,
     inflight: 0,
     ratePerSec: 0,
     connected: true,

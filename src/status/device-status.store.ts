@@ -43,7 +43,8 @@ changed AS (
   FROM input i
   -- A message received before the device went offline (a Last Will that
   -- overtook the commit of its last samples) does not bring it back.
-  WHERE d.id = i.id AND d.status <> 'online' AND (d.status_since IS NULL OR i.last_at > d.status_since)
+  -- status_since IS NULL: a row the batch write has just inserted (online by default, not yet announced).
+  WHERE d.id = i.id AND (d.status <> 'online' OR d.status_since IS NULL) AND (d.status_since IS NULL OR i.last_at > d.status_since)
   RETURNING d.id, d.status_since
 ),
 history AS (
@@ -59,7 +60,7 @@ WITH changed AS (
   UPDATE devices d SET status = $2::text, status_since = $3::timestamptz, status_reason = 'will',
     -- Reported online counts as being heard from, or the next sweep would undo it.
     last_seen = CASE WHEN $2::text = 'online' THEN greatest(d.last_seen, $3::timestamptz) ELSE d.last_seen END
-  WHERE d.id = $1 AND d.status <> $2::text AND (d.status_since IS NULL OR d.status_since <= $3::timestamptz)
+  WHERE d.id = $1 AND (d.status <> $2::text OR d.status_since IS NULL) AND (d.status_since IS NULL OR d.status_since <= $3::timestamptz)
   RETURNING d.id, d.status_since
 ),
 history AS (

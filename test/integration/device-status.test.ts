@@ -13,6 +13,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database'
 import { startTestApp, type TestApp } from '../support/test-app';
 import { type Frame, WsTestClient } from '../support/ws-client';
 import { DeviceStatusService } from '../../src/status/device-status.service';
+import { DeviceStatusStore } from '../../src/status/device-status.store';
 import { StatusSweeper } from '../../src/status/status-sweeper';
 
 const TIMEOUT_S = 2;
@@ -259,6 +260,19 @@ describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real
       expect(await getJson(appA(), url)).toEqual({ status: 404, body: { statusCode: 404, message: expect.any(String) } });
     }
     expect((await getJson(appA(), '/api/devices/bad%20id/status')).status).toBe(400);
+
+    // RETENTION_DAYS pruning: only changes older than the cutoff go.
+    await db.query(`INSERT INTO device_status_history (device_id, since, status, reason) VALUES ($1, now() - interval '40 days', 'online', 'message')`, [off]);
+    expect(await appA().get(DeviceStatusStore).prune(new Date(Date.now() - 30 * 86_400_000))).toBeGreaterThanOrEqual(1);
+    expect(await history(off)).toEqual(items);
+
+    // A deleted device that reports again is a new device, online.
+    const del = await appA().app.inject({ method: 'DELETE', url: `/api/devices/${on}`, headers: { 'x-api-key': ADMIN_KEY } });
+    expect(del.statusCode).toBe(204);
+    expect((await getJson(appA(), `/api/devices/${on}/status/history`)).status).toBe(404);
+    await publish(on);
+    await waitFor(async () => (await getJson(appA(), `/api/devices/${on}/status`)).status === 200, 10_000, 'device back');
+    expect((await statusOf(on)).status).toBe('online');
 
     const metrics = (await appB().app.inject({ method: 'GET', url: '/metrics' })).body;
     const [{ n }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE status = 'online'`);

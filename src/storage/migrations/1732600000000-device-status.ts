@@ -6,8 +6,10 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 // devices, so the once-a-second sweep reads just the devices whose deadline
 // (last_seen + timeout) has passed: devices on the default timeout by
 // last_seen, the few with their own timeout all together.
-// Devices that existed before this migration start online since their last
-// message; the first sweep then turns the silent ones offline at last_seen +
+// A row the batch write inserts is online from the start (a device exists
+// because a message of it was accepted); the commit hook then gives it its
+// since, history row and announcement. Devices that existed before this
+// migration start online since their last message; the first sweep then turns the silent ones offline at last_seen +
 // timeout, as if the service had been watching all along.
 export class DeviceStatus1732600000000 implements MigrationInterface {
   name = 'DeviceStatus1732600000000';
@@ -15,7 +17,7 @@ export class DeviceStatus1732600000000 implements MigrationInterface {
   async up(q: QueryRunner): Promise<void> {
     await q.query(`
       ALTER TABLE devices
-        ADD COLUMN status text NOT NULL DEFAULT 'offline' CHECK (status IN ('online', 'offline')),
+        ADD COLUMN status text NOT NULL DEFAULT 'online' CHECK (status IN ('online', 'offline')),
         ADD COLUMN status_since timestamptz,
         ADD COLUMN status_reason text CHECK (status_reason IN ('message', 'timeout', 'will')),
         ADD COLUMN offline_after_s integer CHECK (offline_after_s > 0)`);
