@@ -45,7 +45,7 @@ function setup() {
     { onCommitted: () => undefined } as unknown as IngestBatcher,
     { onStatusMessage: () => undefined } as unknown as IngestionService,
   );
-  service.onApplicationBootstrap();
+  service.onModuleInit();
   const seen = (deviceId: string, at = Date.now()): DeviceSeen => ({ deviceId, firstSeenMs: at, lastSeenMs: at });
   const remoteStatus = (event: StatusEvent) => statusListeners.forEach((l) => l(event));
   return { service, asked, fanout, seen, remoteStatus };

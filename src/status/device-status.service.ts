@@ -13,7 +13,7 @@
 // down (or was, until re-subscribed) nothing is believed and every batch asks.
 // The UPDATE is conditional, so asking too often is only a wasted statement,
 // never a duplicate change.
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { IngestBatcher } from '../ingestion/ingest-batcher';
 import { IngestionService } from '../ingestion/ingestion.service';
@@ -29,12 +29,16 @@ const BELIEF_MARGIN_MS = 500;
 const RETRY_MS = 1000;
 
 @Injectable()
-export class DeviceStatusService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('DeviceStatus');
   private readonly badStatusLog = new RateLimitedLog((msg, fields) => this.logger.warn({ msg, ...fields }));
   /** deviceId → until when (epoch ms) this instance may take it to be online without asking. */
   private readonly knownOnline = new Map<string, number>();
+  /** Devices with a timeout of their own (offline_after_s), as the last online check answered. */
+  private readonly timeouts = new Map<string, number>();
   private epoch = -1;
+  /** Online-check statements run so far (tests read it). */
+  onlineChecks = 0;
   /** Devices whose online check failed (database down): asked again with the next batch or after RETRY_MS. */
   private readonly retry = new Map<string, DeviceSeen>();
   private retryTimer: NodeJS.Timeout | undefined;
@@ -49,7 +53,8 @@ export class DeviceStatusService implements OnApplicationBootstrap, OnApplicatio
     private readonly ingestion: IngestionService,
   ) {}
 
-  onApplicationBootstrap(): void {
+  /** Before any source starts (sources start at bootstrap), so no early commit or status message is missed. */
+  onModuleInit(): void {
     // The one place status hooks into the commit path.
     this.batcher.onCommitted((batch) => this.committed(batch.devices));
     this.ingestion.onStatusMessage((topic, payload, receivedAtMs) => this.reported(topic, payload, receivedAtMs));
@@ -62,9 +67,6 @@ export class DeviceStatusService implements OnApplicationBootstrap, OnApplicatio
     this.stopped = true;
     clearTimeout(this.retryTimer);
   }
-
-  /** Statements run by committed() so far; the bench and tests read it. */
-  onlineChecks = 0;
 
   committed(devices: readonly DeviceSeen[]): void {
     const now = Date.now();
@@ -83,9 +85,6 @@ export class DeviceStatusService implements OnApplicationBootstrap, OnApplicatio
     this.retry.clear();
     if (ask.length > 0) void this.markOnline(ask);
   }
-
-  /** Current offline_after_s of believed devices is not kept; the default bounds it unless told otherwise. */
-  private readonly timeouts = new Map<string, number>();
 
   private extend(deviceId: string, lastSeenMs: number, until: number): void {
     const timeoutS = this.timeouts.get(deviceId) ?? this.config.deviceOfflineAfterS;
