@@ -12,6 +12,7 @@ const TIME = { type: 'string', format: 'date-time' } as const;
 const STATUS = { type: 'string' as const, enum: ['online', 'offline'] };
 const REASON = { type: 'string' as const, enum: ['message', 'timeout', 'will'] };
 const ERROR = { type: 'object', properties: { statusCode: { type: 'integer' }, message: { type: 'string' } } } as const;
+const SETTINGS = { type: 'object', required: ['deviceId', 'offlineAfterS'], properties: { deviceId: { type: 'string' }, offlineAfterS: { type: 'integer' } } };
 /** The longest per-device timeout: 30 days, like DEVICE_OFFLINE_AFTER_S. */
 export const MAX_OFFLINE_AFTER_S = 30 * 24 * 3600;
 
@@ -81,7 +82,7 @@ export class DeviceStatusController {
     schema: {
       type: 'object',
       required: ['deviceId', 'status', 'since', 'lastSeen', 'reason'],
-      properties: { deviceId: { type: 'string' }, status: STATUS, since: TIME, lastSeen: TIME, reason: REASON, offlineAfterS: { type: 'integer', description: 'the timeout that applies to this device, in seconds' } },
+      properties: { deviceId: { type: 'string' }, status: STATUS, since: TIME, lastSeen: TIME, reason: REASON },
     },
   })
   @ApiBadRequestResponse({ schema: ERROR })
@@ -90,14 +91,20 @@ export class DeviceStatusController {
     const deviceId = parseDeviceId(id);
     const row = await this.store.find(deviceId);
     if (!row) throw new NotFoundException(`device ${deviceId} not found`);
-    return {
-      deviceId: row.deviceId,
-      status: row.status,
-      since: row.since,
-      lastSeen: row.lastSeen,
-      reason: row.reason,
-      offlineAfterS: row.offlineAfterS ?? this.defaultOfflineAfterS,
-    };
+    return { deviceId: row.deviceId, status: row.status, since: row.since, lastSeen: row.lastSeen, reason: row.reason };
+  }
+
+  @Get(':id/settings')
+  @ApiOperation({ summary: 'Per-device settings', description: '`offlineAfterS`: the timeout that applies to this device, in seconds (its own, or DEVICE_OFFLINE_AFTER_S).' })
+  @ApiParam({ name: 'id', description: 'device id', schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' } })
+  @ApiOkResponse({ schema: SETTINGS })
+  @ApiBadRequestResponse({ schema: ERROR })
+  @ApiNotFoundResponse({ schema: ERROR })
+  async getSettings(@Param('id') id: string) {
+    const deviceId = parseDeviceId(id);
+    const row = await this.store.find(deviceId);
+    if (!row) throw new NotFoundException(`device ${deviceId} not found`);
+    return { deviceId, offlineAfterS: row.offlineAfterS ?? this.defaultOfflineAfterS };
   }
 
   @Get(':id/status/history')
@@ -131,7 +138,7 @@ export class DeviceStatusController {
   @ApiOperation({ summary: 'Per-device settings (admin)', description: '`offlineAfterS`: this device\'s timeout in seconds (1 to 2592000); null restores DEVICE_OFFLINE_AFTER_S. Takes effect at the next sweep.' })
   @ApiParam({ name: 'id', description: 'device id', schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' } })
   @ApiBody({ schema: { type: 'object', required: ['offlineAfterS'], properties: { offlineAfterS: { type: 'integer', minimum: 1, maximum: MAX_OFFLINE_AFTER_S, nullable: true } } } })
-  @ApiOkResponse({ schema: { type: 'object', required: ['deviceId', 'offlineAfterS'], properties: { deviceId: { type: 'string' }, offlineAfterS: { type: 'integer' } } } })
+  @ApiOkResponse({ schema: SETTINGS })
   @ApiBadRequestResponse({ schema: ERROR })
   @ApiForbiddenResponse({ schema: ERROR })
   @ApiNotFoundResponse({ schema: ERROR })

@@ -117,7 +117,7 @@ describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real
     const offline = await onA.next(isStatus(id, 'offline'), 15_000, 'offline on A');
     await onB.next(isStatus(id, 'offline'), 15_000, 'offline on B');
     const state = await statusOf(id);
-    expect(state).toMatchObject({ deviceId: id, status: 'offline', reason: 'timeout' });
+    expect(state).toEqual({ deviceId: id, status: 'offline', since: expect.any(String), lastSeen: expect.any(String), reason: 'timeout' });
     expect(Date.parse(state.since)).toBe(Date.parse(state.lastSeen) + TIMEOUT_S * 1000);
     expect(offline.data).toEqual({ deviceId: id, status: 'offline', since: state.since, reason: 'timeout' });
     // Noticed within the timeout + 2 s (plus half a second for a loaded test machine).
@@ -221,11 +221,13 @@ describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real
     expect((await statusOf(id)).status).toBe('online');
     const offline = await onA.next(isStatus(id, 'offline'), 10_000, 'offline after 6 s');
     const state = await statusOf(id);
-    expect(state.offlineAfterS).toBe(6);
     expect(Date.parse(offline.data.since)).toBe(Date.parse(state.lastSeen) + 6000);
+    expect(await getJson(appB(), `/api/devices/${id}/settings`)).toEqual({ status: 200, body: { deviceId: id, offlineAfterS: 6 } });
 
     // null restores the default.
     expect((await put({ offlineAfterS: null })).json()).toEqual({ deviceId: id, offlineAfterS: TIMEOUT_S });
+    expect((await getJson(appA(), `/api/devices/${id}/settings`)).body).toEqual({ deviceId: id, offlineAfterS: TIMEOUT_S });
+    expect((await getJson(appA(), `/api/devices/st-${run}-nobody/settings`)).status).toBe(404);
   });
 
   it('lists and filters by status, answers history by range, 400 and 404 where due', async () => {
