@@ -98,4 +98,21 @@ describe('DeviceStatusService online check', () => {
     await flush();
     expect(asked).toEqual([['a'], ['a'], ['a']]);
   });
+
+  it('re-checks a message that trusted the belief just before an offline announcement arrived', async () => {
+    const { service, asked, seen, remoteStatus } = setup();
+    const t0 = Date.now();
+    service.committed([seen('a', t0)]);
+    await flush();
+    service.committed([seen('a', t0 + 50)]); // skipped: believed online
+    remoteStatus({ deviceId: 'a', status: 'offline', since: new Date(t0 + 20).toISOString(), reason: 'will' });
+    await flush();
+    // A message received before the device went offline is not re-checked.
+    service.committed([seen('b', t0)]);
+    await flush();
+    service.committed([seen('b', t0 + 10)]);
+    remoteStatus({ deviceId: 'b', status: 'offline', since: new Date(t0 + 20).toISOString(), reason: 'will' });
+    await flush();
+    expect(asked).toEqual([['a'], ['a'], ['b']]);
+  });
 });

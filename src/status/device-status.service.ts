@@ -37,6 +37,8 @@ export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown 
   /** Devices with a timeout of their own (offline_after_s), as the last online check answered. */
   private readonly timeouts = new Map<string, number>();
   private epoch = -1;
+  /** The newest message of each device whose check a belief skipped (see revoked()). */
+  private readonly skipped = new Map<string, DeviceSeen>();
   /** Online-check statements run so far (tests read it). */
   onlineChecks = 0;
   /** Devices whose online check failed (database down): asked again with the next batch or after RETRY_MS. */
@@ -59,7 +61,7 @@ export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown 
     this.batcher.onCommitted((batch) => this.committed(batch.devices));
     this.ingestion.onStatusMessage((topic, payload, receivedAtMs) => this.reported(topic, payload, receivedAtMs));
     this.fanout.onStatus((event) => {
-      if (event.status === 'offline') this.knownOnline.delete(event.deviceId);
+      if (event.status === 'offline') this.revoked(event.deviceId, Date.parse(event.since));
     });
   }
 
@@ -76,6 +78,7 @@ export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown 
       const until = trusted ? this.knownOnline.get(d.deviceId) : undefined;
       if (until !== undefined && until > now) {
         this.extend(d.deviceId, d.lastSeenMs, until);
+        this.skipped.set(d.deviceId, d);
         continue;
       }
       this.retry.delete(d.deviceId);
@@ -119,6 +122,19 @@ export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown 
     }
   }
 
+  /**
+   * An offline change was announced (here or elsewhere). A commit of this
+   * device here may have trusted the belief in the moment between that change
+   * and its announcement: if a message skipped that way was received after the
+   * device went offline, check it now (the conditional UPDATE decides).
+   */
+  private revoked(deviceId: string, sinceMs: number): void {
+    this.knownOnline.delete(deviceId);
+    const missed = this.skipped.get(deviceId);
+    this.skipped.delete(deviceId);
+    if (missed && missed.lastSeenMs > sinceMs) void this.markOnline([missed]);
+  }
+
   /** Beliefs are only as good as the channel that revokes them; a re-subscription may have missed revocations. */
   private trustBeliefs(): boolean {
     if (!this.fanout.hearsOthers) {
@@ -140,6 +156,7 @@ export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown 
   /** A per-device timeout changed here: the next message of that device asks again. */
   forget(deviceId: string): void {
     this.knownOnline.delete(deviceId);
+    this.skipped.delete(deviceId);
     this.timeouts.delete(deviceId);
   }
 
@@ -150,7 +167,10 @@ export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown 
       this.badStatusLog.log('status message ignored', { topic: topic.slice(0, 200), detail: 'payload must be online or offline, plain or {"status": …}' });
       return;
     }
-    if (status === 'offline') this.knownOnline.delete(deviceId);
+    if (status === 'offline') {
+      this.knownOnline.delete(deviceId);
+      this.skipped.delete(deviceId);
+    }
     this.store.applyReported(deviceId, status, receivedAtMs).then(
       (change) => {
         if (change) this.announce(change);
