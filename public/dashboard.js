@@ -257,6 +257,16 @@
       loadAlarms();
       return;
     }
+    if (event === 'status') {
+      // Unasked, for the subscribed device: its online/offline state changed.
+      const item = data && deviceItems.get(data.deviceId);
+      if (item) {
+        item.status = data.status;
+        item.statusSince = Date.parse(data.since);
+        refreshTimes();
+      }
+      return;
+    }
     const request = answered();
     if (event === 'error') {
       onError(data || {}, request);
@@ -352,6 +362,8 @@
         deviceItems.set(device.id, item);
       }
       item.lastSeen = Date.parse(device.lastSeen);
+      if (item.status !== device.status) item.statusSince = undefined;
+      item.status = device.status;
       list.append(item.li); // keeps the order of the answer (by id)
     }
     const count = state.total > state.devices.length ? `${state.devices.length} of ${state.total}` : `${state.total}`;
@@ -362,7 +374,9 @@
   function refreshTimes() {
     for (const [id, item] of deviceItems) {
       item.seen.textContent = ago(item.lastSeen);
-      item.dot.dataset.level = activity(item.lastSeen);
+      // Green/amber/grey by last message while online; red once the service says offline.
+      item.dot.dataset.level = item.status === 'offline' ? 'offline' : activity(item.lastSeen);
+      item.dot.title = item.status ? `${item.status}${item.statusSince ? ` since ${new Date(item.statusSince).toLocaleTimeString()}` : ''}` : '';
       item.button.setAttribute('aria-current', String(id === state.selected));
     }
     for (const card of $('latest').children) {
@@ -376,7 +390,9 @@
       state.mode === 'series'
         ? `${num.format(buckets)} ${buckets === 1 ? 'bucket' : 'buckets'} of ${range.interval}`
         : `${num.format(countPoints())} points`;
-    $('device-info').textContent = state.selected ? `${shown} · last sample ${newest ? ago(newest) : '—'}` : '';
+    const selected = state.selected ? deviceItems.get(state.selected) : undefined;
+    const status = selected && selected.status ? `${selected.status} · ` : '';
+    $('device-info').textContent = state.selected ? `${status}${shown} · last sample ${newest ? ago(newest) : '—'}` : '';
   }
 
   // ------------------------------------------------------- selected device

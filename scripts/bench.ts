@@ -14,7 +14,9 @@ import mqtt from 'mqtt';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
+import WebSocket from 'ws';
 import type { PublisherJob } from './publisher-job';
+import { SWEEP_SQL } from '../src/status/device-status.store';
 
 const ROOT = join(__dirname, '..', '..');
 const { values: args } = parseArgs({
@@ -27,6 +29,10 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     rounds: { type: 'string' },
+    /** status phase: fleet size, DEVICE_OFFLINE_AFTER_S, and the share of devices that go silent at once. */
+    'status-devices': { type: 'string', default: '100000' },
+    'status-timeout': { type: 'string', default: '20' },
+    'status-silent': { type: 'string', default: '0.1' },
     /** Node flags for the app process; the default is what `npm start` and the Dockerfile use. */
     'app-node-flags': { type: 'string', default: '--max-old-space-size=512' },
   },
@@ -479,6 +485,98 @@ async function httpPhase(dbUrl: string, db: Client): Promise<Record<string, numb
   }
 }
 
+/**
+ * Device status at fleet scale: N devices online (rows written as the batch
+ * write would), a share of them goes silent at once while the rest keep
+ * reporting (their last_seen refreshed every 5 s, as ingestion would); how
+ * long after its deadline (last_seen + timeout) each silent device's offline
+ * `status` event reaches a WebSocket client, and what the sweep costs: the
+ * app's CPU while nothing is due and one sweep statement's execution time in
+ * PostgreSQL.
+ */
+async function statusPhase(dbUrl: string, db: Client): Promise<Record<string, number>> {
+  const devices = Number(args['status-devices']);
+  const timeoutS = Number(args['status-timeout']);
+  const silentCount = Math.round(devices * Number(args['status-silent']));
+  const port = await freePort();
+  let app: ChildProcess | undefined;
+  let ws: WebSocket | undefined;
+  let keepAlive: NodeJS.Timeout | undefined;
+  try {
+    app = await startApp({ DATABASE_URL: dbUrl, INSTANCE_ID: 'bench-status', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), DEVICE_OFFLINE_AFTER_S: String(timeoutS) }, port);
+    // Device ids: the silent ones first, so "id < silent boundary" picks them.
+    const width = String(devices).length;
+    const id = (i: number) => `bst-${String(i).padStart(width, '0')}`;
+    const boundary = id(silentCount);
+    await db.query(
+      `INSERT INTO devices (id, first_seen, last_seen, status, status_since, status_reason)
+       SELECT 'bst-' || lpad(i::text, $2::int, '0'), now(), now(), 'online', now(), 'message' FROM generate_series(0, $1::int - 1) i`,
+      [devices, width],
+    );
+    await db.query('ANALYZE devices');
+    // Every device reports until the silent ones stop; then only the others.
+    let silenceStarted = false;
+    const refresh = () => db.query(`UPDATE devices SET last_seen = now() WHERE id >= $1`, [silenceStarted ? boundary : '']);
+    keepAlive = setInterval(() => void refresh().catch(() => undefined), Math.min(5000, (timeoutS * 1000) / 3));
+    const offline = new Map<string, number>();
+    ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const socket = ws;
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    socket.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { event: string; data: { deviceId: string; status: string } };
+      if (frame.event === 'status' && frame.data.status === 'offline') {
+        if (offline.has(frame.data.deviceId)) offline.set(`${frame.data.deviceId}#dup${offline.size}`, NaN);
+        else offline.set(frame.data.deviceId, Date.now());
+      }
+    });
+    socket.send(JSON.stringify({ event: 'subscribe', data: { deviceId: '*' } }));
+    // Steady state: nothing due, the owner sweeps twice a second.
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleSeconds = 10;
+    const cpu0 = procCpuSeconds(app.pid as number);
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const idleCpuPercent = round(((procCpuSeconds(app.pid as number) - cpu0) / idleSeconds) * 100, 2);
+    await db.query('BEGIN');
+    const plan = (await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${SWEEP_SQL}`, [timeoutS, 5000])).rows as Array<{ 'QUERY PLAN': Array<{ 'Execution Time': number }> }>;
+    await db.query('ROLLBACK');
+    const sweepIdleMs = round(plan[0]['QUERY PLAN'][0]['Execution Time'], 3);
+
+    log(`status: ${devices} devices, ${silentCount} go silent at once, DEVICE_OFFLINE_AFTER_S=${timeoutS}`);
+    silenceStarted = true;
+    const [last] = (await db.query<{ t: Date }>(`WITH u AS (UPDATE devices SET last_seen = now() WHERE id < $1 RETURNING last_seen) SELECT max(last_seen) AS t FROM u`, [boundary])).rows;
+    const deadline = last.t.getTime() + timeoutS * 1000;
+    const cpu1 = procCpuSeconds(app.pid as number);
+    await waitUntil(async () => offline.size >= silentCount, (timeoutS + 60) * 1000, `${silentCount} offline events`);
+    const detectCpuSeconds = procCpuSeconds(app.pid as number) - cpu1;
+    await new Promise((r) => setTimeout(r, 3000)); // duplicates or stray offlines would show up here
+    const delays = [...offline.entries()].filter(([k]) => !k.includes('#')).map(([, t]) => t - deadline).sort((a, b) => a - b);
+    const pct = (p: number) => delays[Math.min(delays.length - 1, Math.floor((p / 100) * delays.length))];
+    const [{ n: wrong }] = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE (id < $1) <> (status = 'offline')`, [boundary])).rows;
+    return {
+      devices,
+      silent: silentCount,
+      timeoutS,
+      offlineEvents: offline.size,
+      duplicateEvents: [...offline.keys()].filter((k) => k.includes('#')).length,
+      wrongStatus: wrong,
+      delayP50Ms: pct(50),
+      delayP99Ms: pct(99),
+      delayMaxMs: delays[delays.length - 1],
+      delayMinMs: delays[0],
+      idleAppCpuPercent: idleCpuPercent,
+      sweepIdleStatementMs: sweepIdleMs,
+      detectionAppCpuSeconds: round(detectCpuSeconds, 2),
+    };
+  } finally {
+    clearInterval(keepAlive);
+    ws?.close();
+    await stopProcess(app);
+  }
+}
+
 /** Runs `fn` against a fresh database that is dropped afterwards. */
 async function withDatabase<T>(admin: Client, fn: (url: string, db: Client) => Promise<T>): Promise<T> {
   // The throughput phases write gigabytes of WAL; without a checkpoint here the
@@ -561,6 +659,11 @@ async function main(): Promise<void> {
       const http = await withDatabase(admin, httpPhase);
       result.http = http;
       log(`http latest: ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms with default TTLs (${http.ratioToBare} x bare), ${http.longTtlReqPerSec} req/s p99 ${http.longTtlP99Ms} ms with a 1 h TTL (${http.longTtlRatioToBare} x); bare node:http ${http.bareReqPerSec} req/s`);
+    }
+    if (want('status')) {
+      const status = await withDatabase(admin, statusPhase);
+      result.status = status;
+      log(`status: ${status.silent} of ${status.devices} silent at once: offline announced p50 ${status.delayP50Ms} ms, p99 ${status.delayP99Ms} ms, max ${status.delayMaxMs} ms after the deadline; ${status.duplicateEvents} duplicates, ${status.wrongStatus} wrong; app CPU ${status.idleAppCpuPercent} % while nothing is due, sweep statement ${status.sweepIdleStatementMs} ms; ${status.detectionAppCpuSeconds} CPU s to turn them offline and announce them`);
     }
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {

@@ -14,6 +14,7 @@ import { QueryModule } from './query/query.module';
 import { RealtimeModule } from './realtime/realtime.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { AlarmsModule } from './alarms/alarms.module';
+import { StatusModule } from './status/status.module';
 
 @Module({})
 export class AppModule {
@@ -32,6 +33,7 @@ export class AppModule {
         QueryModule,
         RealtimeModule,
         AlarmsModule,
+        StatusModule,
         HealthModule,
       ],
     };

@@ -12,8 +12,11 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 
 export type TelemetryHandler = (topic: string, payload: Buffer, callback: () => void) => void;
+/** devices/{id}/status messages, the devices' Last Wills included (aedes authorises those too). */
+export type StatusHandler = (topic: string, payload: Buffer) => void;
 
 const TELEMETRY_TOPIC = /^devices\/[^/]+\/telemetry$/;
+const STATUS_TOPIC = /^devices\/[^/]+\/status$/;
 const deviceIds = new WeakMap<Client, string>();
 
 function tokenMatches(expected: string, given: Buffer | undefined): boolean {
@@ -35,6 +38,7 @@ export class EmbeddedBroker {
   private broker: Aedes | undefined;
   private server: Server | undefined;
   private handler: TelemetryHandler | undefined;
+  private statusHandler: StatusHandler | undefined;
   private listeningPort: number | undefined;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
@@ -50,6 +54,10 @@ export class EmbeddedBroker {
   /** The ingestion module registers where telemetry goes before start(). */
   onTelemetry(handler: TelemetryHandler): void {
     this.handler = handler;
+  }
+
+  onStatus(handler: StatusHandler): void {
+    this.statusHandler = handler;
   }
 
   async start(): Promise<void> {
@@ -70,6 +78,7 @@ export class EmbeddedBroker {
         const topic = packet.topic;
         if (topic.startsWith('$SYS')) return callback(new Error('$SYS is reserved'));
         if (tokens && client && !ownsTopic(client, topic)) return callback(new Error('topic not allowed for this device'));
+        if (client && this.statusHandler && STATUS_TOPIC.test(topic)) this.statusHandler(topic, packet.payload as Buffer);
         if (!client || !this.handler || !TELEMETRY_TOPIC.test(topic)) return callback(null);
         this.handler(topic, packet.payload as Buffer, () => callback(null));
       },

@@ -29,6 +29,8 @@ export interface AppConfig {
   ingest: IngestTuning;
   /** webhookSecret: HMAC-SHA256 key signing alarm webhooks; unset = unsigned. */
   alarms: { webhookSecret: string | undefined };
+  /** Seconds without an accepted message after which a device is offline (per-device overrides in the database). */
+  deviceOfflineAfterS: number;
 }
 
 /** A token bucket: `capacity` tokens, refilled continuously, fully in `windowS` seconds. */

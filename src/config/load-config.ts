@@ -101,6 +101,7 @@ const envSchema = z.object({
   // Not in the contract. Capped at 100 years so the cutoff is always a valid date.
   RETENTION_DAYS: positiveInt.max(36_500).optional(),
   ALARM_WEBHOOK_SECRET: z.string().min(1).optional(),
+  DEVICE_OFFLINE_AFTER_S: seconds.default(300),
 });
 
 /** Empty strings count as unset: `FOO=` in a compose file means "not configured". */
@@ -148,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       flushIntervalMs: e.INGEST_FLUSH_INTERVAL_MS,
       maxPendingMessages: e.INGEST_MAX_PENDING_MESSAGES,
     },
+    deviceOfflineAfterS: e.DEVICE_OFFLINE_AFTER_S,
   };
   return deepFreeze(config);
 }

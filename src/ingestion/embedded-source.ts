@@ -2,7 +2,7 @@
 // `ack` of each message, so a device is acknowledged only after commit.
 import type { EmbeddedBroker } from '../broker/embedded-broker';
 import type { IngestBatcher } from './ingest-batcher';
-import type { MessageSource } from './ingest-message';
+import type { MessageSource, StatusMessageHandler } from './ingest-message';
 
 export class EmbeddedSource implements MessageSource {
   readonly name = 'embedded';
@@ -11,6 +11,7 @@ export class EmbeddedSource implements MessageSource {
   constructor(
     private readonly broker: EmbeddedBroker,
     private readonly batcher: IngestBatcher,
+    private readonly onStatus: StatusMessageHandler = () => undefined,
   ) {}
 
   get connected(): boolean {
@@ -22,6 +23,9 @@ export class EmbeddedSource implements MessageSource {
       if (this.paused) return; // never acknowledged: the device sends it again after reconnecting
       // When the batcher is full the message waits there; the device's PUBACK waits with it.
       this.batcher.offer({ topic, payload, receivedAtMs: Date.now(), ack });
+    });
+    this.broker.onStatus((topic, payload) => {
+      if (!this.paused) this.onStatus(topic, payload, Date.now());
     });
     await this.broker.start();
   }

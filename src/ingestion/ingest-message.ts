@@ -21,3 +21,6 @@ export interface MessageSource {
   stop(): Promise<void>;
   readonly connected: boolean;
 }
+
+/** A message on devices/{id}/status (device status, typically its Last Will); handled apart from telemetry. */
+export type StatusMessageHandler = (topic: string, payload: Buffer, receivedAtMs: number) => void;

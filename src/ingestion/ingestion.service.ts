@@ -6,8 +6,9 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { EmbeddedBroker } from '../broker/embedded-broker';
 import { EmbeddedSource } from './embedded-source';
 import { IngestBatcher } from './ingest-batcher';
-import type { MessageSource } from './ingest-message';
+import type { MessageSource, StatusMessageHandler } from './ingest-message';
 import { MqttConsumer } from './mqtt-consumer';
+import { TelemetryEvents } from '../telemetry/telemetry-events';
 
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -20,8 +21,11 @@ export class IngestionService implements OnApplicationBootstrap, BeforeApplicati
     @Inject(APP_CONFIG) config: AppConfig,
     readonly batcher: IngestBatcher,
     broker: EmbeddedBroker,
+    events: TelemetryEvents,
   ) {
-    this.source = config.mqtt.url ? new MqttConsumer(config, batcher) : new EmbeddedSource(broker, batcher);
+    // Messages on devices/{id}/status (device status, typically Last Wills) are announced, not stored.
+    const onStatus: StatusMessageHandler = (topic, payload, receivedAtMs) => events.emit('device.status-message', { topic, payload, receivedAtMs });
+    this.source = config.mqtt.url ? new MqttConsumer(config, batcher, onStatus) : new EmbeddedSource(broker, batcher, onStatus);
   }
 
   async onApplicationBootstrap(): Promise<void> {

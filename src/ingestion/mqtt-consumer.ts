@@ -14,9 +14,10 @@ import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { Logger } from '@nestjs/common';
 import type { AppConfig } from '../config/app-config';
 import type { IngestBatcher } from './ingest-batcher';
-import type { MessageSource } from './ingest-message';
-import { SHARED_SUBSCRIPTION } from '../telemetry/telemetry-rules';
+import type { MessageSource, StatusMessageHandler } from './ingest-message';
+import { SHARED_STATUS_SUBSCRIPTION, SHARED_SUBSCRIPTION } from '../telemetry/telemetry-rules';
 
+const STATUS_TOPIC = /^devices\/[^/]+\/status$/;
 const SESSION_EXPIRY_S = 7 * 24 * 3600;
 
 interface HeldAck {
@@ -43,6 +44,7 @@ export class MqttConsumer implements MessageSource {
   constructor(
     private readonly config: AppConfig,
     private readonly batcher: IngestBatcher,
+    private readonly onStatus: StatusMessageHandler = () => undefined,
   ) {}
 
   get connected(): boolean {
@@ -76,7 +78,7 @@ export class MqttConsumer implements MessageSource {
     client.on('connect', (connack) => {
       this.generation++;
       this.acks.clear();
-      client.subscribe(SHARED_SUBSCRIPTION, { qos: 1 }, (error) => {
+      client.subscribe({ [SHARED_SUBSCRIPTION]: { qos: 1 }, [SHARED_STATUS_SUBSCRIPTION]: { qos: 1 } }, (error) => {
         if (error) {
           this.setState(false, `subscribe failed: ${error.message}`);
           return;
@@ -144,6 +146,12 @@ export class MqttConsumer implements MessageSource {
       if (packet.qos === 1 && packet.messageId !== undefined) {
         this.acks.set(packet.messageId, { generation: this.generation, settled: false, held: false });
       }
+      done();
+      return;
+    }
+    if (STATUS_TOPIC.test(packet.topic)) {
+      // Not telemetry: applied at once, and acknowledged by mqtt.js as usual (no held PUBACK).
+      this.onStatus(packet.topic, packet.payload as Buffer, Date.now());
       done();
       return;
     }

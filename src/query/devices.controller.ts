@@ -2,6 +2,7 @@ import { Controller, Delete, Get, Header, HttpCode, Param, Query, UseGuards } fr
 import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ApiAdmin, ApiDeviceIdParam, ApiErrors, ApiIntQuery } from '../http/api-docs';
 import { TelemetryQueries } from '../storage/telemetry-queries';
+import { parseStatusFilter } from '../status/device-status.controller';
 import { AdminKeyGuard } from './admin-key.guard';
 import { DeviceListModel, DeviceStatsModel, HourlyModel, LatestModel, SampleListModel } from './api-models';
 import { INT_PARAMS, parseDeviceId, parseHourlyQuery, parsePaging, parseSamplesQuery } from './query-params';
@@ -22,11 +23,12 @@ export class DevicesController {
   @ApiOperation({ summary: 'List devices', description: 'Every device that has sent an accepted sample, ordered by id.' })
   @ApiIntQuery('limit', INT_PARAMS.devicesLimit, 'devices per page')
   @ApiIntQuery('offset', INT_PARAMS.devicesOffset, 'devices to skip')
+  @ApiQuery({ name: 'status', required: false, enum: ['online', 'offline'], description: 'only devices with this status (total counts them)' })
   @ApiOkResponse({ type: DeviceListModel })
   @ApiErrors(400)
   list(@Query() query: unknown) {
     const { limit, offset } = parsePaging(query);
-    return this.queries.listDevices(limit, offset);
+    return this.queries.listDevices(limit, offset, parseStatusFilter(query));
   }
 
   @Get(':id/latest')

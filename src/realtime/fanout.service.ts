@@ -17,7 +17,7 @@ import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { RedisConnection } from '../redis/redis-connection';
 import type { ClientConnection } from './client-connection';
-import { frame, type SampleEvent } from './ws-protocol';
+import { frame, type SampleEvent, type StatusEvent } from './ws-protocol';
 
 const FLUSH_INTERVAL_MS = 50;
 const PRESENCE_INTERVAL_MS = 5000;
@@ -37,6 +37,7 @@ export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
   return [...byPoint.values()];
 }
 
+/** A device-scoped event other than samples (`status`, `alarm`): one object message per event. */
 interface DeviceEvent {
   deviceId: string;
   event: string;
@@ -69,6 +70,9 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
   /** Other instances heard on the channel, with when. */
   private readonly peers = new Map<string, number>();
   private offCommitted: Unsubscribe | undefined;
+  private readonly statusListeners: Array<(event: StatusEvent) => void> = [];
+  /** Counts (re)subscriptions: a listener that saw it change may have missed messages in between. */
+  private subscriptions = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -101,6 +105,7 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
       subscriber.subscribe(FANOUT_CHANNEL).then(
         () => {
           this.selfSubscribed = true;
+          this.subscriptions++;
           this.sayHello();
         },
         () => undefined,
@@ -182,16 +187,25 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
     if (samples.length === 0 || (this.clients.size === 0 && !remote)) return;
     const events = toSampleEvents(samples);
     this.deliver(events);
+    if (remote) this.publish(JSON.stringify(events));
+  }
+
+  /**
+   * One message for the other instances. "<origin>\n<json>": every instance,
+   * the sender included, receives each message; the prefix lets the sender
+   * skip its own without parsing it. Sample batches are JSON arrays, device
+   * events objects. A PUBLISH that reached only this instance's own
+   * subscriber means nobody else listens (not on Cluster, where it counts one node).
+   */
+  private publish(json: string): void {
     const publisher = this.publisher;
-    if (!publisher || !remote) return;
+    if (!publisher) return;
     if (publisher.status !== 'ready') {
       this.metrics.fanoutUnpublished.inc();
       this.setPublishing(false);
       return;
     }
-    // "<origin>\n<json>": every instance, the sender included, receives each
-    // message; the prefix lets the sender skip its own without parsing it.
-    publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify(events)}`).then(
+    publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${json}`).then(
       (receivers) => {
         this.setPublishing(true);
         if (receivers === (this.selfSubscribed ? 1 : 0) && !this.redis.isCluster) this.othersListening = false;
@@ -210,13 +224,9 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
    * object (sample batches are arrays, so older instances ignore it).
    */
   publishEvent(deviceId: string, event: string, data: unknown): void {
-    const remote = this.remoteDelivery;
-    if (this.clients.size === 0 && !remote) return;
     const message: DeviceEvent = { deviceId, event, data };
     this.deliverEvent(message);
-    const publisher = this.publisher;
-    if (!publisher || !remote || publisher.status !== 'ready') return;
-    publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify(message)}`).catch(() => this.metrics.fanoutUnpublished.inc());
+    if (this.remoteDelivery) this.publish(JSON.stringify(message));
   }
 
   private onRemote(raw: string): void {
@@ -224,7 +234,9 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
     if (newline < 0 || raw.slice(0, newline) === this.config.instanceId) return;
     this.othersListening = true;
     this.heardFrom(raw.slice(0, newline));
-    if (this.clients.size === 0 || raw.endsWith(`\n${HELLO}`)) return;
+    if (raw.endsWith(`\n${HELLO}`)) return;
+    // Device events are rare and services on this instance listen to them: always parsed.
+    if (this.clients.size === 0 && raw.charAt(newline + 1) !== '{') return;
     let samples: unknown;
     try {
       samples = JSON.parse(raw.slice(newline + 1));
@@ -235,8 +247,34 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
     else if (isDeviceEvent(samples)) this.deliverEvent(samples);
   }
 
+  // ---- device status: other services here hear every change, made here or elsewhere ----
+
+  /**
+   * True while this instance hears every status change made elsewhere: no
+   * Redis (a single instance), or subscribed to the channel.
+   */
+  get hearsOthers(): boolean {
+    return !this.redis.configured || this.selfSubscribed;
+  }
+
+  /** Changes each time the subscription is (re)made; status changes may have been missed in between. */
+  get subscriptionEpoch(): number {
+    return this.subscriptions;
+  }
+
+  onStatus(listener: (event: StatusEvent) => void): void {
+    this.statusListeners.push(listener);
+  }
+
+  /** A status change this instance made: announce it here and, once, to every other instance. */
+  publishStatus(event: StatusEvent): void {
+    this.publishEvent(event.deviceId, 'status', event);
+  }
+
   /** Events are rare and small: sent like replies, never coalesced like samples. */
   private deliverEvent(message: DeviceEvent): void {
+    if (message.event === 'status') for (const listener of this.statusListeners) listener(message.data as StatusEvent);
+    if (this.clients.size === 0) return;
     const direct = this.byDevice.get(message.deviceId);
     const everyone = this.byDevice.get('*');
     if (!direct && !everyone) return;

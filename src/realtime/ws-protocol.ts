@@ -46,6 +46,14 @@ export interface SampleEvent {
   metrics: Record<string, number>;
 }
 
+/** CONTRACT §9: sent unasked to clients subscribed to the device or to "*". */
+export interface StatusEvent {
+  deviceId: string;
+  status: 'online' | 'offline';
+  since: string;
+  reason: 'message' | 'timeout' | 'will';
+}
+
 export function frame(event: string, data: unknown): string {
   return JSON.stringify({ event, data });
 }

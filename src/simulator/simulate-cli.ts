@@ -31,6 +31,8 @@ export function formatSummary(s: SimulationSummary, options: SimulatorOptions): 
   if (s.unacknowledged > 0) lines.push(`  unacknowledged ${number.format(s.unacknowledged)} (gave up waiting)`);
   if (s.bad > 0) lines.push(`  malformed     ${number.format(s.bad)} sent on purpose (--bad-ratio ${options.badRatio})`);
   lines.push(`  skipped       ${number.format(s.skipped)} turns of devices in a gap`);
+  if (options.silent > 0) lines.push(`  silenced      ${number.format(s.silenced)} turns of silenced devices (--silent ${options.silent})`);
+  if (options.will) lines.push(`  killed        ${number.format(s.killed)} device connections cut without DISCONNECT (their Last Will went out), ${number.format(s.lostInCrash)} messages lost with them`);
   if (s.backfilled > 0) lines.push(`  backfilled    ${number.format(s.backfilled)} history samples (--backfill ${options.backfill} min)`);
   if (s.ackLatencyMs) {
     const l = s.ackLatencyMs;

@@ -19,6 +19,7 @@ describe('parseSimulatorArgs', () => {
       '--devices', '250', '--rate', '12.5', '--duration', '1.5', '--qos', '0',
       '--url', 'mqtts://dev:secret@broker.example:8883', '--bad-ratio', '0.01',
       '--prefix', 'plant-a.', '--seed', '99', '--max-inflight', '50', '--backfill', '10',
+      '--silent', '0.1', '--silent-after', '5', '--silent-for', '400', '--will', '--will-devices', '20',
     ]);
     expect(outcome).toEqual({
       kind: 'run',
@@ -33,6 +34,11 @@ describe('parseSimulatorArgs', () => {
         seed: 99,
         maxInflight: 50,
         backfill: 10,
+        silent: 0.1,
+        silentAfter: 5,
+        silentFor: 400,
+        will: true,
+        willDevices: 20,
       },
     });
   });

@@ -24,6 +24,16 @@ export interface SimulatorOptions {
   maxInflight: number;
   /** Minutes of history to publish first (batches with past timestamps), 0 = none. */
   backfill: number;
+  /** Fraction of devices that go silent once during the run, 0..1 (they come back afterwards). */
+  silent: number;
+  /** Seconds into the run when the silent devices stop. */
+  silentAfter: number;
+  /** Seconds they stay silent. */
+  silentFor: number;
+  /** Give devices their own connection with a Last Will `offline` on devices/<id>/status. */
+  will: boolean;
+  /** With --will: how many devices (the first ones) get such a connection; the rest share one. */
+  willDevices: number;
 }
 
 export const DEFAULT_OPTIONS: SimulatorOptions = {
@@ -37,6 +47,11 @@ export const DEFAULT_OPTIONS: SimulatorOptions = {
   seed: 1,
   maxInflight: 1000,
   backfill: 0,
+  silent: 0,
+  silentAfter: 10,
+  silentFor: 30,
+  will: false,
+  willDevices: 100,
 };
 
 export type ParseOutcome =
@@ -115,6 +130,22 @@ function buildCommand(output: { out: string; err: string }): Command {
       new Option('--bad-ratio <fraction>', 'fraction of messages sent malformed on purpose (0..1), to exercise rejection')
         .default(d.badRatio)
         .argParser(decimal(0, 1)),
+    )
+    .addOption(
+      new Option('--silent <fraction>', 'fraction of devices (0..1) that go silent once, then come back (watch them go offline)')
+        .default(d.silent)
+        .argParser(decimal(0, 1)),
+    )
+    .addOption(new Option('--silent-after <s>', 'seconds into the run when they stop').default(d.silentAfter).argParser(decimal(0, 7 * 86_400)))
+    .addOption(new Option('--silent-for <s>', 'seconds they stay silent').default(d.silentFor).argParser(decimal(0, 7 * 86_400, { exclusiveMin: true })))
+    .addOption(
+      new Option('--will', 'give devices their own connection carrying a Last Will "offline" on devices/<id>/status; a silent one is cut without DISCONNECT, so the broker publishes it')
+        .default(d.will),
+    )
+    .addOption(
+      new Option('--will-devices <n>', 'with --will: how many devices (the first ones) get their own connection')
+        .default(d.willDevices)
+        .argParser(wholeNumber(1, 10_000)),
     )
     .addOption(new Option('--prefix <text>', 'device id prefix: ids are <prefix>001, <prefix>002, …').default(d.prefix).argParser(devicePrefix))
     .addOption(new Option('--seed <n>', 'seed of the signals: the same seed gives the same curves').default(d.seed).argParser(wholeNumber(0, 2 ** 32 - 1)))

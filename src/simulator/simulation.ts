@@ -25,6 +25,12 @@ export interface SimulationProgress {
   skipped: number;
   /** History samples published first (`--backfill`), in batch messages not counted in `sent`. */
   backfilled: number;
+  /** Turns skipped because the device was silenced (`--silent`). */
+  silenced: number;
+  /** Device connections cut without DISCONNECT (`--will` devices going silent): the broker publishes their will. */
+  killed: number;
+  /** QoS 1 messages unacknowledged on a connection when it was cut (lost with the "crash", not errors). */
+  lostInCrash: number;
   inflight: number;
   /** Messages per second over the last few seconds. */
   ratePerSec: number;
@@ -74,18 +80,43 @@ export function deviceIds(count: number, prefix: string): string[] {
   return Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(width, '0')}`);
 }
 
+/** A device's own connection, whose Last Will tells the service it went offline. */
+function connectWithWill(url: string, deviceId: string): Promise<MqttClient> {
+  return connect(url, {
+    clientId: `telemetry-sim-${deviceId}-${Math.random().toString(36).slice(2, 8)}`,
+    will: { topic: `devices/${deviceId}/status`, payload: Buffer.from('offline'), qos: 1, retain: false },
+  });
+}
+
+/** Which devices go silent, and when: `--silent` of them, picked by the seed, for one period of the run. */
+export function silencePlan(options: Pick<SimulatorOptions, 'devices' | 'silent' | 'silentAfter' | 'silentFor' | 'seed'>): {
+  silent: ReadonlySet<number>;
+  fromMs: number;
+  untilMs: number;
+} {
+  const count = Math.round(options.devices * options.silent);
+  const rng = createRng(options.seed ^ 0x517e);
+  const order = Array.from({ length: options.devices }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return { silent: new Set(order.slice(0, count)), fromMs: options.silentAfter * 1000, untilMs: (options.silentAfter + options.silentFor) * 1000 };
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-function connect(url: string): Promise<MqttClient> {
+function connect(url: string, extra: mqtt.IClientOptions = {}): Promise<MqttClient> {
   const client = mqtt.connect(url, {
     protocolVersion: 4, // the embedded broker speaks MQTT 3.1.1
     clientId: `telemetry-sim-${Math.random().toString(36).slice(2, 10)}`,
     clean: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
     reconnectPeriod: 1000,
+    ...extra,
   });
   return new Promise((resolve, reject) => {
     const fail = (reason: string) => {
@@ -168,6 +199,48 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
   const totalSlots = Math.max(1, Math.round(options.rate * options.duration));
 
   const stats = emptyProgress();
+  const plan = silencePlan(options);
+  // --will: the first devices publish over connections of their own (index → client).
+  const own = new Map<number, MqttClient>();
+  const reconnecting = new Set<number>();
+  if (options.will) {
+    const count = Math.min(options.willDevices, devices.length);
+    for (let i = 0; i < count; i += 50) {
+      const batch = Array.from({ length: Math.min(50, count - i) }, (_, k) => i + k);
+      const clients = await Promise.all(batch.map((index) => connectWithWill(options.url, devices[index].deviceId)));
+      batch.forEach((index, k) => {
+        clients[k].on('error', () => undefined);
+        own.set(index, clients[k]);
+      });
+    }
+  }
+  /** A will device going silent crashes: its socket is cut with no DISCONNECT, so the broker publishes its will. */
+  const killedClients = new WeakSet<MqttClient>();
+  const kill = (index: number) => {
+    const victim = own.get(index);
+    if (!victim) return;
+    own.delete(index);
+    killedClients.add(victim);
+    victim.options.reconnectPeriod = 0;
+    victim.stream.destroy();
+    victim.end(true);
+    stats.killed++;
+  };
+  const revive = (index: number) => {
+    if (own.has(index) || reconnecting.has(index) || !options.will || index >= options.willDevices) return;
+    reconnecting.add(index);
+    connectWithWill(options.url, devices[index].deviceId).then(
+      (fresh) => {
+        reconnecting.delete(index);
+        fresh.on('error', () => undefined);
+        own.set(index, fresh);
+      },
+      () => {
+        reconnecting.delete(index);
+        stats.errors++;
+      },
+    );
+  };
   const latencies: number[] = [];
   let latencyCount = 0;
   const recordLatency = (ms: number) => {
@@ -207,6 +280,20 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
     const index = slot % devices.length;
     slot++;
     const ts = now();
+    if (plan.silent.has(index)) {
+      const t = ts - start;
+      if (t >= plan.fromMs && t < plan.untilMs) {
+        kill(index);
+        stats.silenced++;
+        return;
+      }
+      revive(index);
+    }
+    const via = options.will && index < options.willDevices ? own.get(index) : client;
+    if (!via) {
+      stats.silenced++; // its new connection is not up yet
+      return;
+    }
     let payload: string;
     if (options.badRatio > 0 && rng() < options.badRatio) {
       payload = badPayload(BAD_PAYLOAD_KINDS[Math.floor(rng() * BAD_PAYLOAD_KINDS.length)], ts);
@@ -222,10 +309,12 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
     stats.sent++;
     stats.inflight++;
     const sentAt = now();
-    client.publish(topics[index], payload, { qos }, (error) => {
+    via.publish(topics[index], payload, { qos }, (error) => {
       stats.inflight--;
       if (error) {
-        stats.errors++;
+        // A message still in flight when its device "crashed" is lost with it, on purpose.
+        if (killedClients.has(via)) stats.lostInCrash++;
+        else stats.errors++;
         return;
       }
       stats.acked++;
@@ -268,6 +357,8 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
   const final = snapshot();
   const unacknowledged = stats.inflight;
   await client.endAsync(unacknowledged > 0).catch(() => undefined);
+  // A clean DISCONNECT: the broker discards these wills (the devices then time out as usual).
+  await Promise.all([...own.values()].map((c) => c.endAsync(unacknowledged > 0).catch(() => undefined)));
 
   latencies.sort((a, b) => a - b);
   return {
@@ -296,6 +387,9 @@ export function emptyProgress(): SimulationProgress {
     bad: 0,
     skipped: 0,
     backfilled: 0,
+    silenced: 0,
+    killed: 0,
+    lostInCrash: 0,
     inflight: 0,
     ratePerSec: 0,
     connected: true,

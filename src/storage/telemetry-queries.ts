@@ -73,15 +73,18 @@ const iso = (d: Date) => d.toISOString();
 export class TelemetryQueries {
   constructor(private readonly db: DatabaseService) {}
 
-  async listDevices(limit: number, offset: number): Promise<{ items: DeviceRow[]; total: number }> {
+  /** `status` filters on online/offline (served by the (status, id) index); total counts the filtered set. */
+  async listDevices(limit: number, offset: number, status?: 'online' | 'offline'): Promise<{ items: Array<DeviceRow & { status: string }>; total: number }> {
+    const where = status ? `WHERE status = $3` : '';
+    const filter = status ? [status] : [];
     const [rows, [{ total }]] = await Promise.all([
-      this.db.query<{ id: string; first_seen: Date; last_seen: Date }>(
-        `SELECT id, first_seen, last_seen FROM devices ORDER BY id LIMIT $1 OFFSET $2`,
-        [limit, offset],
+      this.db.query<{ id: string; first_seen: Date; last_seen: Date; status: string }>(
+        `SELECT id, first_seen, last_seen, status FROM devices ${where} ORDER BY id LIMIT $1 OFFSET $2`,
+        [limit, offset, ...filter],
       ),
-      this.db.query<{ total: number }>(`SELECT count(*)::int AS total FROM devices`),
+      this.db.query<{ total: number }>(`SELECT count(*)::int AS total FROM devices ${status ? 'WHERE status = $1' : ''}`, filter),
     ]);
-    return { items: rows.map((r) => ({ id: r.id, firstSeen: iso(r.first_seen), lastSeen: iso(r.last_seen) })), total };
+    return { items: rows.map((r) => ({ id: r.id, firstSeen: iso(r.first_seen), lastSeen: iso(r.last_seen), status: r.status })), total };
   }
 
   async findDevice(id: string): Promise<DeviceRow | null> {
@@ -204,6 +207,7 @@ export class TelemetryQueries {
     return this.db.dataSource.transaction(async (manager) => {
       await manager.query(`DELETE FROM samples WHERE device_id = $1`, [id]);
       await manager.query(`DELETE FROM hourly_aggregates WHERE device_id = $1`, [id]);
+      await manager.query(`DELETE FROM device_status_history WHERE device_id = $1`, [id]);
       // Wrapped in SELECT: TypeORM returns [rows, count] for a bare DELETE … RETURNING.
       const [row] = (await manager.query(`WITH d AS (DELETE FROM devices WHERE id = $1 RETURNING id) SELECT count(*)::int AS n FROM d`, [
         id,

@@ -11,6 +11,8 @@ export interface TelemetryEventMap {
     /** Every device with a message in the batch, stored samples or not. */
     devices: readonly DeviceSeen[];
   };
+  /** A message on devices/{id}/status (its payload unparsed), taken from the broker. */
+  'device.status-message': { topic: string; payload: Uint8Array; receivedAtMs: number };
   /** Whether other instances share this one's Redis (heard on the fan-out channel lately). */
   'peers.changed': { present: boolean };
 }

@@ -25,6 +25,9 @@ export const TELEMETRY_TOPIC_FILTER = telemetryTopic('+');
 /** Several instances share the work through one MQTT shared-subscription group. */
 export const SHARED_GROUP = 'telemetry-hub';
 export const SHARED_SUBSCRIPTION = `$share/${SHARED_GROUP}/${TELEMETRY_TOPIC_FILTER}`;
+/** Device status and Last Wills, shared the same way: each one reaches one instance. */
+export const statusTopic = (deviceId: string) => `devices/${deviceId}/status`;
+export const SHARED_STATUS_SUBSCRIPTION = `$share/${SHARED_GROUP}/${statusTopic('+')}`;
 
 /** The `reason` label of telemetry_messages_rejected_total. */
 export const REJECT_REASONS = [

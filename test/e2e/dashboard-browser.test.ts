@@ -25,6 +25,7 @@ import { DEFAULT_OPTIONS, type SimulatorOptions } from '../../src/simulator/simu
 import { runSimulation, type SimulationProgress, type SimulationSummary } from '../../src/simulator/simulation';
 import { waitFor } from '../support/free-port';
 import { bucketStart, intervalMs, type RawSample, seriesAnswer, zoneOffsetMs } from '../support/series-answer';
+import { connectDevice } from '../support/publisher';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -270,6 +271,19 @@ describe('dashboard page', () => {
       await page.locator('#range button[data-range="10m"]').click();
       expect(await page.locator('#range-note').isHidden()).toBe(true);
       await waitFor(async () => (await plotted()) > 1200, 10_000, 'the last 10 minutes again');
+
+      // Device status: online now; an "offline" on its status topic shows at once, and its next message brings it back.
+      const dot = page.locator(`#device-list button[data-device-id="${DEVICE}"] .activity`);
+      expect(await dot.getAttribute('title')).toMatch(/^online/);
+      const statusPublisher = await connectDevice(mqttUrl);
+      try {
+        await statusPublisher.publishAsync(`devices/${DEVICE}/status`, 'offline', { qos: 1 });
+      } finally {
+        await statusPublisher.endAsync();
+      }
+      await dot.and(page.locator('[data-level="offline"]')).waitFor({ timeout: 5000 });
+      expect(await page.locator('#device-info').textContent()).toMatch(/^offline · /);
+      await dot.and(page.locator('[data-level="live"]')).waitFor({ timeout: 10_000 });
       expect(pageErrors).toEqual([]);
     } finally {
       await context?.close().catch(() => undefined);

@@ -164,7 +164,8 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       expect(typeof first.total).toBe('number');
       expect(first.items.map((d: Json) => d.id)).toEqual(all.map((r) => r.id));
       for (const [i, item] of first.items.entries()) {
-        expect(Object.keys(item).sort()).toEqual(['firstSeen', 'id', 'lastSeen']);
+        expect(Object.keys(item).sort()).toEqual(['firstSeen', 'id', 'lastSeen', 'status']);
+        expect(['online', 'offline']).toContain(item.status);
         expect(item.firstSeen).toBe(all[i].first_seen.toISOString());
         expect(item.lastSeen).toBe(all[i].last_seen.toISOString());
       }

@@ -34,6 +34,8 @@ interface Waiter {
   resolve: (frame: Frame) => void;
 }
 
+const UNASKED = new Set(['sample', 'status', 'alarm']);
+
 export const now = (): number => performance.timeOrigin + performance.now();
 
 export class WsTestClient {
@@ -130,7 +132,8 @@ export class WsTestClient {
   /** Sends a request and awaits the next frame that is not a pushed sample. */
   async request(event: string, data: unknown = {}, timeoutMs = 5000): Promise<Frame> {
     this.send(event, data);
-    return this.next((f) => f.event !== 'sample', timeoutMs, `the answer to "${event}"`);
+    // sample, status and alarm frames come unasked (CONTRACT §5) and may arrive before the answer.
+    return this.next((f) => !UNASKED.has(f.event), timeoutMs, `the answer to "${event}"`);
   }
 
   /** Frames received with this event (taken or not). */
