@@ -88,9 +88,11 @@ class ProxiedConnection {
     });
     const closed = () => {
       if (this.dead) {
-        // The peer closed its own end; the other side must hear nothing.
-        if (client.destroyed && upstream.destroyed) this.onClosed(this);
-        if (client.destroyed) upstream.destroy();
+        // One side closed its end; the other must hear nothing of it.
+        if (client.destroyed) {
+          upstream.destroy();
+          this.onClosed(this);
+        }
         return;
       }
       client.destroy();
@@ -117,9 +119,9 @@ class ProxiedConnection {
     this.dead = true;
     this.toClient.clear();
     this.toUpstream.clear();
-    // The server side would time out or keep the session; either way the
-    // client must learn nothing. Closing upstream quietly frees the server.
-    this.upstream.destroy();
+    // The server learns nothing either (its keepalive or the client's
+    // reconnect decides); the upstream socket is closed only once the client
+    // gives up its end, so servers shared by tests are not left with it.
   }
 
   reset(): void {
