@@ -31,12 +31,22 @@ async function start(job: Job): Promise<void> {
   process.send?.({ ready: true });
 }
 
-process.on('message', (m: { job?: Job; stop?: boolean }) => {
+/** Latencies since the previous report (the soak prints them per interval). */
+let reported = 0;
+
+process.on('message', (m: { job?: Job; stop?: boolean; report?: boolean }) => {
   if (m.job) {
     start(m.job).catch((error: unknown) => {
       process.stderr.write(`ws clients failed: ${String(error)}\n`);
       process.exit(1);
     });
+  } else if (m.report) {
+    // Forgotten once reported, so hours of samples do not pile up here.
+    const window = latencies.splice(0, latencies.length).sort((a, b) => a - b);
+    reported += window.length;
+    const at = (q: number) => window[Math.min(window.length - 1, Math.floor(q * window.length))] ?? NaN;
+    const open = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
+    process.send?.({ report: { delivered: window.length, p50Ms: at(0.5), p99Ms: at(0.99), open } });
   } else if (m.stop) {
     for (const ws of sockets) ws.terminate();
     latencies.sort((a, b) => a - b);
