@@ -80,7 +80,7 @@ describeWithServers(['postgres', 'redis'])('Redis link blackholed (proxy between
     const watch = watchApp(app, 250);
     proxies.redis.blackhole();
     const blackholedAt = Date.now();
-    const publishing = publishWindowed(device, secondHalf, { window: 500, ratePerSec: 500 }, progress);
+    const publishing = publishWindowed(device, secondHalf, { window: 500, ratePerSec: 500 }, newProgress());
     publishing.catch(() => undefined);
     const slow: string[] = [];
     let requests = 0;
