@@ -40,8 +40,9 @@ describeWithServers(['postgres', 'redis'])('Redis link blackholed (proxy between
   it('answers from memory within normal latency + 100 ms, stays degraded, ingests everything, and re-syncs after the link returns', async () => {
     const DEVICES = 20;
     const load = createLoad({ prefix: 'nrd', messages: 4000, devices: DEVICES });
-    const firstHalf: Load = { ...load, packets: load.packets.slice(0, 2000) };
-    const secondHalf: Load = { ...load, packets: load.packets.slice(2000) };
+    const half = (from: number, to: number): Load => ({ ...load, messages: to - from, expectedSamples: (to - from) * 4, points: load.points.slice(from, to), packets: load.packets.slice(from, to) });
+    const firstHalf = half(0, 2000);
+    const secondHalf = half(2000, 4000);
     const devices = [...new Set(load.points.map((p) => p.deviceId))];
     // A long latest TTL: a stale Redis entry from before the outage would still be there to serve.
     rig = await startNetworkRig({ label: 'net_redis', redisDb: REDIS_DB, env: { CACHE_TTL_LATEST_S: '300' } });
@@ -63,7 +64,9 @@ describeWithServers(['postgres', 'redis'])('Redis link blackholed (proxy between
     // 1. Before: half the load stored, the cache warm in Redis, normal latency measured under load.
     const progress = newProgress();
     await publishWindowed(device, firstHalf, { window: 500, ratePerSec: 1000 }, progress);
-    await waitFor(async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM samples'))[0].n === 2000 * 4, 30_000, 'first half stored');
+    await waitUntilStored(db, firstHalf, app, 30_000);
+    const [stored] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM samples');
+    expect({ stored: stored.n, log: stored.n === firstHalf.expectedSamples ? '' : app.tail() }).toEqual({ stored: firstHalf.expectedSamples, log: '' });
     for (const path of routes) await timedGet(path); // warm
     expect(await redis.exists(`telemetry:latest:{${devices[0]}}`)).toBe(1);
     const normal = new Map<string, number>();
