@@ -8,6 +8,8 @@ interface Job {
   url: string;
   clients: number;
   devices: number;
+  /** Device ids are `${devicePrefix}${n}`; default `bench-`. */
+  devicePrefix?: string;
 }
 
 const latencies: number[] = [];
@@ -25,14 +27,11 @@ async function start(job: Job): Promise<void> {
       const msg = JSON.parse(raw.toString()) as { event: string; data: { ts: string } };
       if (msg.event === 'sample') latencies.push(now - Date.parse(msg.data.ts));
     });
-    for (let d = c; d < job.devices; d += job.clients) ws.send(JSON.stringify({ event: 'subscribe', data: { deviceId: `bench-${d}` } }));
+    for (let d = c; d < job.devices; d += job.clients) ws.send(JSON.stringify({ event: 'subscribe', data: { deviceId: `${job.devicePrefix ?? 'bench-'}${d}` } }));
     sockets.push(ws);
   }
   process.send?.({ ready: true });
 }
-
-/** Latencies since the previous report (the soak prints them per interval). */
-let reported = 0;
 
 process.on('message', (m: { job?: Job; stop?: boolean; report?: boolean }) => {
   if (m.job) {
@@ -41,9 +40,9 @@ process.on('message', (m: { job?: Job; stop?: boolean; report?: boolean }) => {
       process.exit(1);
     });
   } else if (m.report) {
-    // Forgotten once reported, so hours of samples do not pile up here.
+    // Latencies since the previous report (the soak prints them per interval),
+    // forgotten once reported so hours of samples do not pile up here.
     const window = latencies.splice(0, latencies.length).sort((a, b) => a - b);
-    reported += window.length;
     const at = (q: number) => window[Math.min(window.length - 1, Math.floor(q * window.length))] ?? NaN;
     const open = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
     process.send?.({ report: { delivered: window.length, p50Ms: at(0.5), p99Ms: at(0.99), open } });

@@ -52,6 +52,12 @@ const publishers = Number(args.publishers);
 const reportEveryS = Number(args['report-every']);
 const warmupMinutes = Number(args['warmup-minutes'] ?? Math.min(5, minutes / 2));
 const METRICS_PER_MESSAGE = 4;
+/**
+ * Redis pub/sub ignores the database number: another service on the same
+ * Redis (a bench, a test) fans its samples out on the same channel. Devices
+ * of this run's own keep them apart (and out of the WebSocket figures).
+ */
+const DEVICE_PREFIX = `soak${process.pid}-`;
 const MB = 1024 * 1024;
 
 for (const [name, value] of Object.entries({ minutes, rate, devices, wsClients, readsPerSec, publishers, reportEveryS, warmupMinutes })) {
@@ -159,6 +165,7 @@ function startPublishers(url: string, total: number): Array<Promise<{ acked: num
       // Publish time as the sample time: unique per device (each device sends
       // every devices / rate seconds) and the WebSocket clients' latency clock.
       stampNow: true,
+      devicePrefix: DEVICE_PREFIX,
     };
     child.send(job);
     return new Promise<{ acked: number }>((resolve, reject) => {
@@ -178,7 +185,7 @@ async function startWsClients(url: string): Promise<WsClients> {
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`ws clients exited ${code}`)));
-    child.send({ job: { url, clients: wsClients, devices } });
+    child.send({ job: { url, clients: wsClients, devices, devicePrefix: DEVICE_PREFIX } });
   });
   return {
     child,
@@ -209,7 +216,7 @@ function startReads(baseUrl: string): { take(): { count: number; failed: number;
       while (issued < due && inFlight < 50) {
         issued++;
         inFlight++;
-        const id = `bench-${Math.floor(Math.random() * devices)}`;
+        const id = `${DEVICE_PREFIX}${Math.floor(Math.random() * devices)}`;
         const t0 = performance.now();
         fetch(`${baseUrl}/api/devices/${id}/latest`)
           .then(async (res) => {
