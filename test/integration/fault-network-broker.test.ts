@@ -6,7 +6,6 @@
 // link is silent, and when it returns resume its persistent session: the
 // broker redelivers what was never acknowledged, and every message is stored
 // exactly once.
-import { buildService } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import {
   METRICS,
@@ -20,7 +19,7 @@ import {
   waitUntilIdle,
   waitUntilStored,
 } from '../support/load-check';
-import { type NetworkRig, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
+import { type NetworkRig, buildServiceOnce, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const REDIS_DB = 15;
@@ -31,7 +30,7 @@ describeWithServers(['postgres', 'redis'])('broker link blackholed (proxy betwee
   let rig: NetworkRig | undefined;
 
   beforeAll(async () => {
-    await buildService();
+    await buildServiceOnce();
   }, 120_000);
 
   afterAll(async () => {

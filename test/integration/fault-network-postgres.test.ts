@@ -11,7 +11,6 @@
 // every point stored once, rollups exact.
 //
 // Slow (+200 ms each way): throughput falls, batches grow, nothing is lost.
-import { buildService } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import {
   METRICS,
@@ -26,7 +25,7 @@ import {
   waitUntilIdle,
   waitUntilStored,
 } from '../support/load-check';
-import { type NetworkRig, histogramMean, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
+import { type NetworkRig, buildServiceOnce, histogramMean, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const REDIS_DB = 8;
@@ -36,7 +35,7 @@ describeWithServers(['postgres', 'redis'])('PostgreSQL link faults (proxy betwee
   let rig: NetworkRig | undefined;
 
   beforeAll(async () => {
-    await buildService();
+    await buildServiceOnce();
   }, 120_000);
 
   afterEach(async () => {

@@ -7,7 +7,7 @@
 // is degraded, ingestion is unaffected; when the link returns the service drops
 // the hung connections, reconnects and re-syncs: values written to the memory
 // cache during the outage are not served from stale Redis entries afterwards.
-import { buildService, metricValue } from '../support/app-process';
+import { metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import {
   type Load,
@@ -19,7 +19,7 @@ import {
   waitUntilIdle,
   waitUntilStored,
 } from '../support/load-check';
-import { type NetworkRig, startNetworkRig, watchApp } from '../support/network-fault-rig';
+import { type NetworkRig, buildServiceOnce, startNetworkRig, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const REDIS_DB = 9;
@@ -30,7 +30,7 @@ describeWithServers(['postgres', 'redis'])('Redis link blackholed (proxy between
   let rig: NetworkRig | undefined;
 
   beforeAll(async () => {
-    await buildService();
+    await buildServiceOnce();
   }, 120_000);
 
   afterAll(async () => {

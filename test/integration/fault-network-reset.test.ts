@@ -5,7 +5,6 @@
 // connection, Redis commands fail: afterwards the service is healthy again by
 // itself, every published point is stored exactly once with exact rollups,
 // and it never held more than INGEST_MAX_PENDING_MESSAGES.
-import { buildService } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import {
   METRICS,
@@ -19,7 +18,7 @@ import {
   waitUntilIdle,
   waitUntilStored,
 } from '../support/load-check';
-import { type NetworkRig, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
+import { type NetworkRig, buildServiceOnce, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const REDIS_DB = 4;
@@ -30,7 +29,7 @@ describeWithServers(['postgres', 'redis'])('reset storm on every link (proxies b
   let rig: NetworkRig | undefined;
 
   beforeAll(async () => {
-    await buildService();
+    await buildServiceOnce();
   }, 120_000);
 
   afterAll(async () => {

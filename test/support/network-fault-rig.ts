@@ -14,12 +14,30 @@
 //   await rig.destroy();                                // afterAll
 import Redis from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { type AppEnv, type AppProcess, metricValue, startAppProcess } from './app-process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AppEnv, type AppProcess, BUILT_ENTRY, buildService, metricValue, startAppProcess } from './app-process';
 import { FaultProxy } from './fault-proxy';
 import { PrivateMosquitto } from './private-mosquitto';
 import { connectDevice } from './publisher';
 import { SHARED_POSTGRES_URL, SHARED_REDIS_URL } from './servers';
 import { createTestDatabase, type TestDatabase } from './test-database';
+
+/**
+ * buildService() once per Jest process rather than once per file: the four
+ * scenario files run in the same process (--runInBand) and each build costs
+ * 10-20 s on a busy machine. Jest resets modules between files, so the
+ * marker is a file named after this process.
+ */
+export async function buildServiceOnce(): Promise<void> {
+  // pid and start time: a later process that reuses the pid builds again.
+  const startedAt = Math.round((Date.now() - process.uptime() * 1000) / 10_000);
+  const marker = join(tmpdir(), `telemetry-hub-built-${process.pid}-${startedAt}`);
+  if (existsSync(marker) && existsSync(BUILT_ENTRY)) return;
+  await buildService();
+  writeFileSync(marker, String(Date.now()));
+}
 
 export interface RigOptions {
   /** Names the test database, the instance and the clients. */
