@@ -372,7 +372,14 @@ async function main(): Promise<void> {
     const span = afterWarmup.length >= 2 ? afterWarmup : rows;
     const first = span[0];
     const last = span[span.length - 1];
-    const heapGrowthPercent = round(((last.heapUsedMb - first.heapUsedMb) / first.heapUsedMb) * 100);
+    // Heap used is a sawtooth (it drops at every collection), so single
+    // scrapes say little: the growth compares the floors (lowest value, what
+    // survives collection) of the first and last thirds after the warm-up.
+    const third = Math.max(1, Math.floor(span.length / 3));
+    const floor = (rows: Row[]) => Math.min(...rows.map((r) => r.heapUsedMb));
+    const heapFloorFirst = floor(span.slice(0, third));
+    const heapFloorLast = floor(span.slice(-third));
+    const heapGrowthPercent = round(((heapFloorLast - heapFloorFirst) / heapFloorFirst) * 100);
     const summary = {
       config: { minutes, rate, devices, wsClients, readsPerSec, publishers, reportEveryS, warmupMinutes, cores: cpus().length, node: process.version },
       publishSeconds: round(publishSeconds),
@@ -381,7 +388,7 @@ async function main(): Promise<void> {
       storedSamples: check.distinct,
       lost,
       duplicates,
-      heapUsedAfterWarmupMb: { first: first.heapUsedMb, last: last.heapUsedMb, max: Math.max(...span.map((r) => r.heapUsedMb)) },
+      heapUsedAfterWarmupMb: { first: first.heapUsedMb, last: last.heapUsedMb, max: Math.max(...span.map((r) => r.heapUsedMb)), floorFirstThird: heapFloorFirst, floorLastThird: heapFloorLast },
       heapGrowthPercent,
       rssMb: { first: first.rssMb, last: last.rssMb, max: Math.max(...rows.map((r) => r.rssMb)) },
       maxPending: Math.max(...rows.map((r) => r.pending)),
@@ -389,7 +396,7 @@ async function main(): Promise<void> {
       targets: { lost: lost === 0, duplicates: duplicates === 0, heapGrowthUnder5Percent: heapGrowthPercent < 5 },
       rows,
     };
-    log(`lost ${lost}, duplicates ${duplicates}; heap used after ${warmupMinutes} min: ${first.heapUsedMb} → ${last.heapUsedMb} MB (${heapGrowthPercent} %)`);
+    log(`lost ${lost}, duplicates ${duplicates}; heap used after ${warmupMinutes} min (lowest of the first and last thirds): ${heapFloorFirst} → ${heapFloorLast} MB (${heapGrowthPercent} %)`);
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } finally {
     await reads?.stop().catch(() => undefined);
