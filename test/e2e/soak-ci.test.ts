@@ -76,10 +76,9 @@ describeWithServers(['postgres', 'redis'])('soak, 2 minutes (npm run soak -- --m
     expect(summary.lost).toBe(0);
     expect(summary.duplicates).toBe(0);
     expect(summary.httpFailed).toBe(0);
-    for (const row of summary.rows) {
-      expect(row.wsOpen).toBe(50);
-      expect(row.wsDelivered).toBeGreaterThan(0);
-    }
+    for (const row of summary.rows) expect(row.wsOpen).toBe(50);
+    // The last row may cover only the moments after the publishers finished.
+    for (const row of summary.rows.slice(0, -1)) expect(row.wsDelivered).toBeGreaterThan(0);
 
     const steady = summary.rows.filter((r) => r.minute >= 0.5 && r.minute <= 2);
     expect(steady.length).toBeGreaterThanOrEqual(6);
