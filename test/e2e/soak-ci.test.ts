@@ -8,7 +8,8 @@
 // moves the peaks. The 30-minute run with its targets is in docs/reliability.md.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { PROJECT_ROOT, buildService } from '../support/app-process';
+import { PROJECT_ROOT } from '../support/app-process';
+import { buildServiceOnce } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const MB_MARGIN_HEAP = 12;
@@ -48,7 +49,7 @@ function run(command: string, argv: string[], timeoutMs: number): Promise<{ stdo
 
 describeWithServers(['postgres', 'redis'])('soak, 2 minutes (npm run soak -- --minutes 2 at a CI rate)', () => {
   beforeAll(async () => {
-    await buildService();
+    await buildServiceOnce();
     await run('npx', ['tsc', '-p', 'tsconfig.scripts.json'], 120_000);
   }, 180_000);
 
