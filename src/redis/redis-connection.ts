@@ -95,13 +95,16 @@ export class RedisConnection implements OnApplicationShutdown {
     if (!redis) return;
     const timedOut = error instanceof Error && /timed out/i.test(error.message);
     // 'connect': TCP is up but the server never answered the ready check.
-    const stuck = redis.status === 'connect' || redis.status === 'connecting';
+    // ('connecting' is bounded by connectTimeout, and a refused connection is
+    // retried by ioredis itself: neither needs help.)
+    const stuck = redis.status === 'connect';
     if (!timedOut && !stuck) return;
     const now = Date.now();
     if (now - this.lastHungReconnect < HUNG_RECONNECT_MS) return;
     this.lastHungReconnect = now;
     redis.disconnect(true);
-    for (const copy of this.duplicates) copy.disconnect(true);
+    // A copy its owner closed (status 'end') stays closed.
+    for (const copy of this.duplicates) if (copy.status !== 'end') copy.disconnect(true);
   }
 
   onStateChange(listener: RedisStateListener): void {
