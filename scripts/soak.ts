@@ -296,7 +296,9 @@ async function main(): Promise<void> {
     await db.connect();
     ws = await startWsClients(`ws://127.0.0.1:${port}/ws`);
     const total = Math.round(rate * minutes * 60);
-    log(`soak: ${minutes} min, ${rate} msg/s (${total} messages) from ${devices} devices, ${wsClients} WebSocket clients, ${readsPerSec} reads/s; ${cpus().length} cores, node ${process.version}`);
+    log(
+      `soak: ${minutes} min, ${rate} msg/s (${total} messages) from ${devices} devices, ${wsClients} WebSocket clients, ${readsPerSec} reads/s; ${cpus().length} cores, node ${process.version}`,
+    );
     const started = Date.now();
     const published = startPublishers(mosquitto.url, total);
     reads = startReads(baseUrl);
@@ -307,7 +309,10 @@ async function main(): Promise<void> {
     log('minute  rss MB  heap MB  loop p99 ms  ingest p99 ms  ws p99 ms  http p99 ms  pending  ingest msg/s');
     const done = Promise.all(published);
     let finished = false;
-    void done.then(() => (finished = true), () => (finished = true));
+    void done.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
     for (let i = 1; !finished || rows.length === 0; i++) {
       const due = started + i * reportEveryS * 1000;
       while (Date.now() < due && !finished) await sleep(Math.min(500, due - Date.now()));
@@ -330,7 +335,9 @@ async function main(): Promise<void> {
         httpFailed: http.failed,
         pending: metric(text, 'telemetry_ingest_pending_messages'),
         ingestedPerSec: round(
-          (metric(text, 'telemetry_samples_ingested_total') - metric(previous, 'telemetry_samples_ingested_total')) / METRICS_PER_MESSAGE / ((now - previousAt) / 1000),
+          (metric(text, 'telemetry_samples_ingested_total') - metric(previous, 'telemetry_samples_ingested_total')) /
+            METRICS_PER_MESSAGE /
+            ((now - previousAt) / 1000),
           0,
         ),
       };
@@ -388,7 +395,13 @@ async function main(): Promise<void> {
       storedSamples: check.distinct,
       lost,
       duplicates,
-      heapUsedAfterWarmupMb: { first: first.heapUsedMb, last: last.heapUsedMb, max: Math.max(...span.map((r) => r.heapUsedMb)), floorFirstThird: heapFloorFirst, floorLastThird: heapFloorLast },
+      heapUsedAfterWarmupMb: {
+        first: first.heapUsedMb,
+        last: last.heapUsedMb,
+        max: Math.max(...span.map((r) => r.heapUsedMb)),
+        floorFirstThird: heapFloorFirst,
+        floorLastThird: heapFloorLast,
+      },
       heapGrowthPercent,
       rssMb: { first: first.rssMb, last: last.rssMb, max: Math.max(...rows.map((r) => r.rssMb)) },
       maxPending: Math.max(...rows.map((r) => r.pending)),
@@ -396,7 +409,9 @@ async function main(): Promise<void> {
       targets: { lost: lost === 0, duplicates: duplicates === 0, heapGrowthUnder5Percent: heapGrowthPercent < 5 },
       rows,
     };
-    log(`lost ${lost}, duplicates ${duplicates}; heap used after ${warmupMinutes} min (lowest of the first and last thirds): ${heapFloorFirst} → ${heapFloorLast} MB (${heapGrowthPercent} %)`);
+    log(
+      `lost ${lost}, duplicates ${duplicates}; heap used after ${warmupMinutes} min (lowest of the first and last thirds): ${heapFloorFirst} → ${heapFloorLast} MB (${heapGrowthPercent} %)`,
+    );
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } finally {
     await reads?.stop().catch(() => undefined);

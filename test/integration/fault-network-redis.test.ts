@@ -40,7 +40,13 @@ describeWithServers(['postgres', 'redis'])('Redis link blackholed (proxy between
   it('answers from memory within normal latency + 100 ms, stays degraded, ingests everything, and re-syncs after the link returns', async () => {
     const DEVICES = 20;
     const load = createLoad({ prefix: 'nrd', messages: 4000, devices: DEVICES });
-    const half = (from: number, to: number): Load => ({ ...load, messages: to - from, expectedSamples: (to - from) * 4, points: load.points.slice(from, to), packets: load.packets.slice(from, to) });
+    const half = (from: number, to: number): Load => ({
+      ...load,
+      messages: to - from,
+      expectedSamples: (to - from) * 4,
+      points: load.points.slice(from, to),
+      packets: load.packets.slice(from, to),
+    });
     const firstHalf = half(0, 2000);
     const secondHalf = half(2000, 4000);
     const devices = [...new Set(load.points.map((p) => p.deviceId))];
@@ -130,6 +136,8 @@ describeWithServers(['postgres', 'redis'])('Redis link blackholed (proxy between
     const final = await waitUntilIdle(app);
     await verifyStoredExactlyOnce(db, load);
     expectNoRejections(final);
-    process.stdout.write(`fault-network-redis: ${JSON.stringify({ requests, recoveredAfterMs, normalMs: Object.fromEntries([...normal].map(([k, v]) => [k, Math.round(v)])) })}\n`);
+    process.stdout.write(
+      `fault-network-redis: ${JSON.stringify({ requests, recoveredAfterMs, normalMs: Object.fromEntries([...normal].map(([k, v]) => [k, Math.round(v)])) })}\n`,
+    );
   }, 120_000);
 });

@@ -51,15 +51,18 @@ class DelayedPipe {
 
   private schedule(): void {
     if (this.timer || this.queue.length === 0) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      const now = Date.now();
-      while (this.queue.length > 0 && this.queue[0].due <= now) {
-        const { chunk } = this.queue.shift() as { chunk: Buffer };
-        if (!this.to.destroyed) this.to.write(chunk);
-      }
-      this.schedule();
-    }, Math.max(0, this.queue[0].due - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const now = Date.now();
+        while (this.queue.length > 0 && this.queue[0].due <= now) {
+          const { chunk } = this.queue.shift() as { chunk: Buffer };
+          if (!this.to.destroyed) this.to.write(chunk);
+        }
+        this.schedule();
+      },
+      Math.max(0, this.queue[0].due - Date.now()),
+    );
   }
 }
 

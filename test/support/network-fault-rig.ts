@@ -130,7 +130,9 @@ export function watchApp(app: AppProcess, intervalMs = 200): { samples: AppSampl
       try {
         const [text, health] = await Promise.all([
           app.metrics(),
-          app.fetch('/health', { signal: AbortSignal.timeout(3000) }).then(async (r) => ({ status: r.status, body: (await r.json().catch(() => undefined)) as AppSample['health'] })),
+          app
+            .fetch('/health', { signal: AbortSignal.timeout(3000) })
+            .then(async (r) => ({ status: r.status, body: (await r.json().catch(() => undefined)) as AppSample['health'] })),
         ]);
         samples.push({
           at,
