@@ -17,7 +17,7 @@ async function run(job: PublisherJob): Promise<void> {
         const device = job.deviceOffset + (i % job.devices);
         const ts = job.stampNow ? Date.now() : job.baseTs + Math.floor(i / job.devices) * 1000;
         const payload = `{"ts":${ts},"metrics":{"temperature":${(20 + (i % 50) / 10).toFixed(1)},"humidity":${40 + (i % 20)},"pressure":${1000 + (i % 30)},"battery":${(i % 100) / 100}}}`;
-        client.publish(`devices/bench-${device}/telemetry`, payload, { qos: job.qos }, () => {
+        client.publish(`devices/${job.devicePrefix ?? 'bench-'}${device}/telemetry`, payload, { qos: job.qos }, () => {
           acked++;
           if (acked === job.count) resolve();
           else pump();

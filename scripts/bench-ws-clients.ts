@@ -8,6 +8,8 @@ interface Job {
   url: string;
   clients: number;
   devices: number;
+  /** Device ids are `${devicePrefix}${n}`; default `bench-`. */
+  devicePrefix?: string;
 }
 
 const latencies: number[] = [];
@@ -25,18 +27,25 @@ async function start(job: Job): Promise<void> {
       const msg = JSON.parse(raw.toString()) as { event: string; data: { ts: string } };
       if (msg.event === 'sample') latencies.push(now - Date.parse(msg.data.ts));
     });
-    for (let d = c; d < job.devices; d += job.clients) ws.send(JSON.stringify({ event: 'subscribe', data: { deviceId: `bench-${d}` } }));
+    for (let d = c; d < job.devices; d += job.clients) ws.send(JSON.stringify({ event: 'subscribe', data: { deviceId: `${job.devicePrefix ?? 'bench-'}${d}` } }));
     sockets.push(ws);
   }
   process.send?.({ ready: true });
 }
 
-process.on('message', (m: { job?: Job; stop?: boolean }) => {
+process.on('message', (m: { job?: Job; stop?: boolean; report?: boolean }) => {
   if (m.job) {
     start(m.job).catch((error: unknown) => {
       process.stderr.write(`ws clients failed: ${String(error)}\n`);
       process.exit(1);
     });
+  } else if (m.report) {
+    // Latencies since the previous report (the soak prints them per interval),
+    // forgotten once reported so hours of samples do not pile up here.
+    const window = latencies.splice(0, latencies.length).sort((a, b) => a - b);
+    const at = (q: number) => window[Math.min(window.length - 1, Math.floor(q * window.length))] ?? NaN;
+    const open = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
+    process.send?.({ report: { delivered: window.length, p50Ms: at(0.5), p99Ms: at(0.99), open } });
   } else if (m.stop) {
     for (const ws of sockets) ws.terminate();
     latencies.sort((a, b) => a - b);

@@ -11,4 +11,6 @@ export interface PublisherJob {
   rate?: number;
   /** Stamp each sample with the time it is published (for latency measurement). */
   stampNow?: boolean;
+  /** Device ids are `${devicePrefix}${n}`; default `bench-`. */
+  devicePrefix?: string;
 }

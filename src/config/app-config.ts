@@ -19,7 +19,7 @@ export interface AppConfig {
   database: { url: string | undefined; dataDir: string };
   storage: StorageTuning;
   redis: { url: string | undefined; clusterNodes: Array<{ host: string; port: number }> | undefined };
-  mqtt: { url: string | undefined; embeddedPort: number; deviceTokens: ReadonlyMap<string, string> | undefined };
+  mqtt: { url: string | undefined; embeddedPort: number; deviceTokens: ReadonlyMap<string, string> | undefined; keepaliveS: number };
   adminApiKey: string | undefined;
   wsToken: string | undefined;
   cacheTtl: CacheTtls;

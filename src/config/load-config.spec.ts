@@ -37,7 +37,7 @@ describe('loadConfig', () => {
       expect(config.port).toBe(3000);
       expect(config.database).toEqual({ url: undefined, dataDir: './data' });
       expect(config.redis).toEqual({ url: undefined, clusterNodes: undefined });
-      expect(config.mqtt).toEqual({ url: undefined, embeddedPort: 1883, deviceTokens: undefined });
+      expect(config.mqtt).toEqual({ url: undefined, embeddedPort: 1883, deviceTokens: undefined, keepaliveS: 30 });
       expect(config.adminApiKey).toBeUndefined();
       expect(config.wsToken).toBeUndefined();
       expect(config.cacheTtl).toEqual({ latestS: 10, dashboardS: 300, deviceStatsS: 900, hourlyS: 600 });
@@ -47,6 +47,13 @@ describe('loadConfig', () => {
       expect(config.trustProxy).toBe(false);
       expect(config.instanceId).toBe(`${hostname()}-3000`);
       expect(config.storage).toEqual({ retentionDays: undefined });
+    });
+
+    it('reads MQTT_KEEPALIVE_S (an added variable): seconds, 1 to 65535', () => {
+      expect(loadConfig({ MQTT_KEEPALIVE_S: '2' }).mqtt.keepaliveS).toBe(2);
+      expect(() => loadConfig({ MQTT_KEEPALIVE_S: '0' })).toThrow(/MQTT_KEEPALIVE_S/);
+      expect(() => loadConfig({ MQTT_KEEPALIVE_S: '65536' })).toThrow(/MQTT_KEEPALIVE_S/);
+      expect(() => loadConfig({ MQTT_KEEPALIVE_S: '1.5' })).toThrow(/MQTT_KEEPALIVE_S/);
     });
 
     it('reads RETENTION_DAYS (an added variable, not in the contract)', () => {

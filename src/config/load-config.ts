@@ -74,6 +74,8 @@ const envSchema = z.object({
   REDIS_CLUSTER_NODES: hostPortList.optional(),
   MQTT_URL: urlWithSchemes(['mqtt', 'mqtts', 'tcp', 'tls', 'ws', 'wss']).optional(),
   MQTT_PORT: port.default(1883),
+  // Seconds of silence before the client pings the broker; no answer within half as much again = link lost.
+  MQTT_KEEPALIVE_S: positiveInt.max(65_535).default(30),
   ADMIN_API_KEY: z.string().min(1).optional(),
   WS_TOKEN: z.string().min(1).optional(),
   DEVICE_TOKENS: deviceTokens.optional(),
@@ -132,7 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     database: { url: e.DATABASE_URL, dataDir: e.DATA_DIR },
     storage: { retentionDays: e.RETENTION_DAYS },
     redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES },
-    mqtt: { url: e.MQTT_URL, embeddedPort: e.MQTT_PORT, deviceTokens: e.DEVICE_TOKENS },
+    mqtt: { url: e.MQTT_URL, embeddedPort: e.MQTT_PORT, deviceTokens: e.DEVICE_TOKENS, keepaliveS: e.MQTT_KEEPALIVE_S },
     adminApiKey: e.ADMIN_API_KEY,
     wsToken: e.WS_TOKEN,
     cacheTtl: {

@@ -58,7 +58,9 @@ export class HealthService {
 
   async report(): Promise<HealthReport> {
     const [postgres, redis] = await Promise.all([
-      timed(() => this.db.query('SELECT 1')),
+      // Its own deadline frees the pooled connection too, so health checks
+      // against a silent database cannot use up the pool.
+      timed(() => this.db.query('SELECT 1', undefined, CHECK_TIMEOUT_MS)),
       this.redisCheck(),
     ]);
     const mqtt: CheckResult = this.ingestion.source.connected

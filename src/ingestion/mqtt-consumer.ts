@@ -64,7 +64,9 @@ export class MqttConsumer implements MessageSource {
       properties: { sessionExpiryInterval: SESSION_EXPIRY_S, receiveMaximum: 65535 },
       reconnectPeriod: 1000,
       connectTimeout: 5000,
-      keepalive: 30,
+      // A broker link that goes silent (no reset) is only noticed by the keepalive:
+      // mqtt.js closes the connection when no PINGRESP comes within 1.5 × keepalive.
+      keepalive: this.config.mqtt.keepaliveS,
       // We subscribe ourselves on every CONNACK: mqtt.js re-subscribes only when
       // the session is gone, but a restarted Mosquitto restores the session
       // without its $share subscription, and then nothing would arrive.

@@ -12,6 +12,13 @@ import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 // Below the contract's 100 ms so a hung Redis costs a request less than that.
 export const COMMAND_TIMEOUT_MS = 80;
 const PROBE_INTERVAL_MS = 500;
+/**
+ * A link that went silent (no reset: dropped route, lost NAT state) never
+ * closes by itself, and ioredis keeps using it: every command just times out,
+ * also after the network is back. A connection that is seen hung is dropped
+ * and reopened, at most this often, until one answers.
+ */
+const HUNG_RECONNECT_MS = 1500;
 
 export type RedisStateListener = (up: boolean) => void | Promise<void>;
 
@@ -68,9 +75,36 @@ export class RedisConnection implements OnApplicationShutdown {
   /** Creates another connection with the same settings (pub/sub needs its own). */
   duplicate(overrides: Partial<RedisOptions> = {}): Redis | Cluster {
     const client = this.client;
-    return client instanceof Cluster
-      ? client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...overrides } })
-      : client.duplicate(overrides);
+    const copy =
+      client instanceof Cluster
+        ? client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...overrides } })
+        : client.duplicate(overrides);
+    // Reopened with the main connection when the link is found hung: an idle
+    // subscriber on a silent link would otherwise wait for messages forever.
+    this.duplicates.add(copy);
+    copy.once('end', () => this.duplicates.delete(copy));
+    return copy;
+  }
+
+  private readonly duplicates = new Set<Redis | Cluster>();
+  private lastHungReconnect = 0;
+
+  /** The probe failed: if the link looks silent rather than refused, reopen every connection. */
+  private reconnectIfHung(error: unknown): void {
+    const redis = this.redis;
+    if (!redis) return;
+    const timedOut = error instanceof Error && /timed out/i.test(error.message);
+    // 'connect': TCP is up but the server never answered the ready check.
+    // ('connecting' is bounded by connectTimeout, and a refused connection is
+    // retried by ioredis itself: neither needs help.)
+    const stuck = redis.status === 'connect';
+    if (!timedOut && !stuck) return;
+    const now = Date.now();
+    if (now - this.lastHungReconnect < HUNG_RECONNECT_MS) return;
+    this.lastHungReconnect = now;
+    redis.disconnect(true);
+    // A copy its owner closed (status 'end') stays closed.
+    for (const copy of this.duplicates) if (copy.status !== 'end') copy.disconnect(true);
   }
 
   onStateChange(listener: RedisStateListener): void {
@@ -152,6 +186,7 @@ export class RedisConnection implements OnApplicationShutdown {
       } catch (error) {
         this.lastError = error instanceof Error ? error.message : String(error);
         await this.setUp(false);
+        this.reconnectIfHung(error);
       }
     })().finally(() => {
       this.checking = undefined;

@@ -8,6 +8,17 @@ import { dataSourceOptions } from './data-source-options';
 import { EMBEDDED_MAX_CONNECTIONS, EmbeddedPostgres } from './embedded-postgres';
 
 const POOL_SIZE = 10;
+/**
+ * Longest a service statement (a batch write, a read) may take before its
+ * connection is given up. Far above a normal batch write (tens of ms, a few
+ * seconds on a loaded machine) and below the minute an operator would call hung.
+ */
+export const QUERY_TIMEOUT_MS = 10_000;
+
+/** The part of a pg Client used to drop a hung connection's socket. */
+interface PgClientSocket {
+  connection?: { stream?: { destroy(): void } };
+}
 /** Arbitrary, fixed: the advisory lock id that serialises migrations across instances. */
 const MIGRATION_LOCK_KEY = 7_243_001;
 
@@ -63,8 +74,35 @@ export class DatabaseService implements OnApplicationShutdown {
     return this.source;
   }
 
-  query<T = unknown>(sql: string, params?: unknown[]): Promise<T[]> {
-    return this.dataSource.query(sql, params);
+  /**
+   * Runs one statement on a pooled connection and gives up after `timeoutMs`.
+   * A link that goes silent (dropped route, lost NAT/conntrack state) neither
+   * answers nor resets: without a deadline the write, and the PUBACKs behind
+   * it, would wait forever. The connection that timed out is discarded, not
+   * returned to the pool: its statement is still pending on it, so anything
+   * run on it next would queue behind a reply that may never come.
+   */
+  async query<T = unknown>(sql: string, params?: unknown[], timeoutMs = QUERY_TIMEOUT_MS): Promise<T[]> {
+    const runner = this.dataSource.createQueryRunner();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const client = (await runner.connect()) as PgClientSocket;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const error = new Error(`query timed out after ${timeoutMs} ms`);
+          reject(error);
+          // TypeORM releases a connection to the pool as healthy unless given
+          // the error; pg-pool then ends it. The socket is dropped at once
+          // because ending politely needs the silent peer to answer.
+          void (runner as unknown as { releasePostgresConnection(err: unknown): Promise<void> }).releasePostgresConnection(error);
+          client.connection?.stream?.destroy();
+        }, timeoutMs);
+      });
+      return (await Promise.race([runner.query(sql, params), deadline])) as T[];
+    } finally {
+      clearTimeout(timer);
+      await runner.release();
+    }
   }
 
   /** Records the outcome of a database call; logs only when reachability flips. */
