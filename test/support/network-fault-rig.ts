@@ -108,7 +108,9 @@ export async function startNetworkRig(options: RigOptions): Promise<NetworkRig> 
 }
 
 export interface AppSample {
+  /** When the scrape started and when both answers were in: what it saw lies between the two. */
   at: number;
+  doneAt: number;
   pending: number;
   rssBytes: number;
   received: number;
@@ -136,6 +138,7 @@ export function watchApp(app: AppProcess, intervalMs = 200): { samples: AppSampl
         ]);
         samples.push({
           at,
+          doneAt: Date.now(),
           pending: metricValue(text, 'telemetry_ingest_pending_messages'),
           rssBytes: metricValue(text, 'process_resident_memory_bytes'),
           received: metricValue(text, 'telemetry_messages_received_total'),
