@@ -29,14 +29,14 @@ import { createLoad, newProgress, publishWindowed, received, sampleCount, verify
 import { clearSession } from '../support/mqtt-session';
 import { PrivateMosquitto } from '../support/private-mosquitto';
 import { connectDevice } from '../support/publisher';
-import { describeWithServers } from '../support/servers';
+import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { type Frame, lockSharedRedisDb, WsTestClient } from '../support/ws-client';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const REDIS_DB = 10;
-const REDIS_URL = `redis://127.0.0.1:6379/${REDIS_DB}`;
+const REDIS_URL = sharedRedisUrl(REDIS_DB);
 const ADMIN_KEY = 'multi-instance-admin-key';
 const MESSAGES = 9_000;
 const DEVICES = 300;
