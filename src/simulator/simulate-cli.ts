@@ -56,7 +56,10 @@ export function exitCodeOf(summary: SimulationSummary): number {
 function describeSource(source: string, fromEnvFile: readonly string[]): string {
   if (source === '--url') return '--url';
   if (source === 'default') return 'the embedded broker\'s default port; pass --url or set MQTT_PORT if the service listens elsewhere';
-  return `the service's ${source}${fromEnvFile.includes(source) ? ' in .env' : ''}; --url to change`;
+  if (source.startsWith('default,')) return `the embedded broker's default port, logged in ${source.slice('default, '.length)}; --url to change`;
+  const names = source.match(/[A-Z][A-Z_]+/g) ?? [];
+  const inFile = names.length > 0 && names.every((name) => fromEnvFile.includes(name));
+  return `${source.startsWith('default') ? 'the default' : 'from'} ${source}${inFile ? ' in .env' : ''}; --url to change`;
 }
 
 export async function main(argv: readonly string[] = process.argv.slice(2), env: SimulatorEnv = process.env, fromEnvFile: readonly string[] = []): Promise<number> {

@@ -93,6 +93,13 @@ describe('the default broker follows the service', () => {
     expect(defaultBroker({ MQTT_PORT: '0' }).source).toBe('default');
   });
 
+  it('logs in as the simulator of the compose stack when .env names its login', () => {
+    const env = { MQTT_SIMULATOR_USER: 'simulator', MQTT_SIMULATOR_PASSWORD: 'p@ss word' };
+    expect(defaultBroker(env)).toEqual({ url: 'mqtt://simulator:p%40ss%20word@127.0.0.1:1883', source: 'default, as MQTT_SIMULATOR_USER' });
+    expect(defaultBroker({ ...env, MQTT_URL: 'mqtt://svc:pw@broker:1883' }).url).toBe('mqtt://simulator:p%40ss%20word@broker:1883');
+    expect(defaultBroker({ MQTT_SIMULATOR_USER: 'simulator', MQTT_SIMULATOR_PASSWORD: '' }).url).toBe('mqtt://127.0.0.1:1883');
+  });
+
   it('gives --url its default; --url still wins', () => {
     const fromEnv = parseSimulatorArgs([], { MQTT_PORT: '1884' });
     expect(fromEnv).toEqual({ kind: 'run', options: { ...DEFAULT_OPTIONS, url: 'mqtt://127.0.0.1:1884' } });

@@ -46,8 +46,11 @@ export type ParseOutcome =
 
 const MQTT_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ssl:', 'ws:', 'wss:']);
 
-/** The variables the simulator reads, the service's own: it publishes where the service listens. */
-export type SimulatorEnv = Partial<Record<'MQTT_URL' | 'MQTT_PORT', string>>;
+/**
+ * The variables the simulator reads: the service's, so it publishes where the
+ * service listens, and the simulator's broker login of the compose stack.
+ */
+export type SimulatorEnv = Partial<Record<'MQTT_URL' | 'MQTT_PORT' | 'MQTT_SIMULATOR_USER' | 'MQTT_SIMULATOR_PASSWORD', string>>;
 
 export interface BrokerDefault {
   url: string;
@@ -57,13 +60,26 @@ export interface BrokerDefault {
 
 /**
  * The service's broker: MQTT_URL when the service uses an external one,
- * otherwise its embedded broker on MQTT_PORT (1883 unless set).
+ * otherwise its embedded broker on MQTT_PORT (1883 unless set); logged in as
+ * MQTT_SIMULATOR_USER when that and its password are set.
  */
 export function defaultBroker(env: SimulatorEnv): BrokerDefault {
-  if (env.MQTT_URL) return { url: env.MQTT_URL, source: 'MQTT_URL' };
-  const port = env.MQTT_PORT && /^\d{1,5}$/.test(env.MQTT_PORT) ? Number(env.MQTT_PORT) : 0;
-  if (port > 0 && port <= 65535) return { url: `mqtt://127.0.0.1:${port}`, source: 'MQTT_PORT' };
-  return { url: DEFAULT_OPTIONS.url, source: 'default' };
+  let broker: BrokerDefault;
+  if (env.MQTT_URL) {
+    broker = { url: env.MQTT_URL, source: 'MQTT_URL' };
+  } else {
+    const port = env.MQTT_PORT && /^\d{1,5}$/.test(env.MQTT_PORT) ? Number(env.MQTT_PORT) : 0;
+    broker = port > 0 && port <= 65535 ? { url: `mqtt://127.0.0.1:${port}`, source: 'MQTT_PORT' } : { url: DEFAULT_OPTIONS.url, source: 'default' };
+  }
+  if (!env.MQTT_SIMULATOR_USER || !env.MQTT_SIMULATOR_PASSWORD) return broker;
+  try {
+    const url = new URL(broker.url);
+    url.username = encodeURIComponent(env.MQTT_SIMULATOR_USER);
+    url.password = encodeURIComponent(env.MQTT_SIMULATOR_PASSWORD);
+    return { url: url.toString().replace(/\/$/, ''), source: `${broker.source}, as MQTT_SIMULATOR_USER` };
+  } catch {
+    return broker; // an unusable MQTT_URL is reported by parseSimulatorArgs
+  }
 }
 
 function wholeNumber(min: number, max: number) {
