@@ -2,7 +2,8 @@
 // - devices and their last-seen time from GET api/devices (polled);
 // - the selected device's last 10 minutes from GET api/devices/:id/samples,
 //   then live `sample` events from the WebSocket (`subscribe`), drawn with uPlot;
-// - fleet figures from the WebSocket `dashboard` event.
+// - fleet figures from GET api/dashboard/metrics (polled), with their age from
+//   its `Age` header: the service computes them at most every few minutes.
 // The WebSocket reconnects by itself with exponential backoff, and a
 // RATE_LIMITED answer pauses sending for `retryAfterMs`, then retries the
 // refused request. `?token=` on the page URL is passed on to /ws (WS_TOKEN).
@@ -38,6 +39,8 @@
     /** metric → { value, ts } */
     latest: new Map(),
     charts: new Map(),
+    /** when the fleet figures shown were computed (ms), 0 before the first answer */
+    kpiComputedAt: 0,
   };
 
   // ---------------------------------------------------------------- helpers
@@ -100,7 +103,6 @@
     subscribed: new Set(),
     /** device ids the server refused as invalid: not asked again */
     refused: new Set(),
-    wantDashboard: true,
     /** the request waiting for its answer */
     awaiting: null,
     answerTimer: null,
@@ -132,7 +134,6 @@
       opened = true;
       conn.everOpened = true;
       conn.attempt = 0;
-      conn.wantDashboard = true;
       if (Date.now() >= conn.pausedUntil) {
         setStatus('live', 'live');
         notice('');
@@ -188,7 +189,6 @@
     }
     const id = state.selected;
     if (id && !conn.subscribed.has(id) && !conn.refused.has(id)) return { event: 'subscribe', data: { deviceId: id } };
-    if (conn.wantDashboard) return { event: 'dashboard', data: {} };
     return null;
   }
 
@@ -240,9 +240,6 @@
         }
       } else if (event === 'unsubscribed') {
         conn.subscribed.delete(data.deviceId);
-      } else if (event === 'dashboard') {
-        conn.wantDashboard = false;
-        renderKpis(data);
       }
     }
     pump();
@@ -261,7 +258,6 @@
     if (error.code === 'BAD_REQUEST' && request) {
       if (request.event === 'subscribe') conn.refused.add(request.data.deviceId);
       if (request.event === 'unsubscribe') conn.subscribed.delete(request.data.deviceId);
-      if (request.event === 'dashboard') conn.wantDashboard = false;
     } else {
       conn.pausedUntil = Date.now() + 2000; // a transient failure: try again shortly
     }
@@ -324,6 +320,10 @@
     }
     for (const card of $('latest').children) {
       card.querySelector('.when').textContent = ago(Number(card.dataset.ts));
+    }
+    if (state.kpiComputedAt) {
+      const at = clock.format(new Date(state.kpiComputedAt));
+      $('kpi-age').textContent = `Fleet figures as of ${at} (${ago(state.kpiComputedAt)}); they are recomputed every few minutes.`;
     }
     const newest = newestTs();
     $('empty').hidden = newest > 0;
@@ -538,6 +538,21 @@
 
   // ------------------------------------------------------------- fleet KPIs
 
+  /** The figures and the time they were computed (now minus the answer's Age). */
+  async function loadDashboard() {
+    try {
+      const res = await fetch('api/dashboard/metrics', { headers: { accept: 'application/json' } });
+      if (!res.ok) throw new Error(`api/dashboard/metrics: HTTP ${res.status}`);
+      const figures = await res.json();
+      const ageS = Number(res.headers.get('age'));
+      state.kpiComputedAt = Date.now() - (Number.isFinite(ageS) && ageS > 0 ? ageS * 1000 : 0);
+      renderKpis(figures);
+      refreshTimes();
+    } catch (error) {
+      console.warn('dashboard: fleet figures', error);
+    }
+  }
+
   function renderKpis(d) {
     $('kpi-devices').textContent = num.format(d.devices);
     $('kpi-active').textContent = num.format(d.activeDevices);
@@ -549,15 +564,13 @@
 
   $('device-filter').addEventListener('input', renderDevices);
   setInterval(loadDevices, DEVICES_REFRESH_MS);
-  setInterval(() => {
-    conn.wantDashboard = true;
-    pump();
-  }, DASHBOARD_REFRESH_MS);
+  setInterval(loadDashboard, DASHBOARD_REFRESH_MS);
   setInterval(refreshTimes, 1000);
 
   const initial = decodeURIComponent(location.hash.slice(1));
   loadDevices().then(() => {
     if (initial) select(initial);
   });
+  loadDashboard();
   connect();
 })();

@@ -77,6 +77,11 @@ export class CacheService {
     return deleted;
   }
 
+  /** Seconds the entry has left; -2 when missing, -1 when it has no expiry. */
+  ttlOf(key: string): Promise<number> {
+    return this.read((s) => s.ttl(key));
+  }
+
   countKeys(pattern: string): Promise<number> {
     return this.read((s) => s.countKeys(pattern));
   }

@@ -1,4 +1,5 @@
-import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 import { cacheKeys } from '../cache/cache-keys';
 import { CacheService } from '../cache/cache.service';
 import { AdminKeyGuard } from './admin-key.guard';
@@ -12,9 +13,12 @@ export class DashboardController {
     private readonly cache: CacheService,
   ) {}
 
+  /** The `Age` header says how many seconds ago the (cached) figures were computed. */
   @Get('dashboard/metrics')
-  dashboard() {
-    return this.service.dashboard();
+  async dashboard(@Res({ passthrough: true }) reply: FastifyReply) {
+    const { metrics, ageS } = await this.service.dashboardWithAge();
+    reply.header('age', String(ageS));
+    return metrics;
   }
 
   @Get('cache/stats')
