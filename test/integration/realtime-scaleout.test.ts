@@ -39,7 +39,7 @@ async function metric(instance: Instance, name: string): Promise<number> {
   return metricValue(res.body, name);
 }
 
-describeWithServers(['postgres', 'redis'])('realtime across instances (CONTRACT §5)', () => {
+describeWithServers(['postgres', 'redis'])('realtime across instances', () => {
   const run = Math.random().toString(36).slice(2, 8);
   let db: TestDatabase;
   const clients: WsTestClient[] = [];

@@ -22,7 +22,7 @@ const REDIS_URL = sharedRedisUrl(REDIS_DB);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
 
-describeWithServers(['postgres', 'redis'])('WebSocket /ws (CONTRACT §5)', () => {
+describeWithServers(['postgres', 'redis'])('WebSocket /ws', () => {
   const run = Math.random().toString(36).slice(2, 8);
   let release: (() => Promise<void>) | undefined;
   let db: TestDatabase;
