@@ -122,12 +122,17 @@ describe('start-up of the built service', () => {
     });
   });
 
-  it('reads .env from its working directory, and the real environment wins over it', async () => {
+  it('reads .env from its working directory (the real environment wins over it), and starts on the memory cache with one warning when REDIS_URL does not answer', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'th-dotenv-'));
     const taken = await holdPort('127.0.0.1');
     // From .env only: the admin key and the data directory. MQTT_PORT is in both;
     // .env's is taken, so the service starts only if the environment's 0 wins.
-    writeFileSync(join(dir, '.env'), [`ADMIN_API_KEY=key-from-dotenv`, `DATA_DIR=${join(dir, 'data')}`, `MQTT_PORT=${taken.port}`, ''].join('\n'));
+    // REDIS_URL points where nothing listens: the service starts on the memory cache with one warning.
+    const noRedis = await freePort();
+    writeFileSync(
+      join(dir, '.env'),
+      [`ADMIN_API_KEY=key-from-dotenv`, `DATA_DIR=${join(dir, 'data')}`, `MQTT_PORT=${taken.port}`, `REDIS_URL=redis://:Redis-Secret-77@127.0.0.1:${noRedis}`, ''].join('\n'),
+    );
     let app: AppProcess | undefined;
     try {
       app = await startAppProcess({ MQTT_PORT: '0', DATABASE_URL: undefined, MQTT_URL: undefined }, { cwd: dir, readyTimeoutMs: 90_000 });
@@ -142,6 +147,11 @@ describe('start-up of the built service', () => {
       expect(withKey.status).toBe(404); // the admin key came from .env (403 without it)
       const embedded = readFileSync(join(dir, 'data', 'pg', 'PG_VERSION'), 'utf8');
       expect(embedded.trim()).toMatch(/^\d+$/); // DATA_DIR came from .env
+      const redisWarnings = app.logRecords().filter((r) => r.context === 'Redis' && r.level === 'warn');
+      expect(redisWarnings).toEqual([expect.objectContaining({ msg: expect.stringContaining('using the memory cache') })]);
+      expect(redisWarnings[0].redis).toBe(`redis://:***@127.0.0.1:${noRedis}`);
+      expect([...app.stdout, ...app.stderr].join('\n')).not.toContain('Redis-Secret-77');
+      expect(await (await app.fetch('/api/cache/stats')).json()).toMatchObject({ backend: 'memory' });
     } finally {
       await app?.stop();
       taken.release();
