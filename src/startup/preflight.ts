@@ -23,8 +23,11 @@ function portFree(port: number, host: string | undefined): Promise<boolean> {
 
 export async function checkPorts(config: AppConfig, httpHost: string): Promise<StartupProblem[]> {
   const problems: StartupProblem[] = [];
-  if (config.port !== 0 && !(await portFree(config.port, httpHost))) problems.push(httpPortInUse(config.port));
   const embedded = config.mqtt.url === undefined;
+  if (embedded && config.port !== 0 && config.port === config.mqtt.embeddedPort) {
+    return [new StartupProblem(`PORT and MQTT_PORT are both ${config.port}: the HTTP API and the embedded broker need a port each`)];
+  }
+  if (config.port !== 0 && !(await portFree(config.port, httpHost))) problems.push(httpPortInUse(config.port));
   if (embedded && config.mqtt.embeddedPort !== 0 && !(await portFree(config.mqtt.embeddedPort, undefined))) {
     problems.push(mqttPortInUse(config.mqtt.embeddedPort));
   }
