@@ -13,7 +13,7 @@ import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { loadConfig } from '../src/config/load-config';
 import { AppLogger } from '../src/logging/app-logger';
-import { TelemetryQueries } from '../src/query/telemetry-queries';
+import { TelemetryQueries } from '../src/storage/telemetry-queries';
 import { DatabaseService } from '../src/storage/database.service';
 import { CATCHALL_NAME, DAY_MS, PartitionMaintainer, floorDay } from '../src/storage/partition-maintainer';
 

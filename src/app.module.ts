@@ -3,6 +3,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import type { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
+import { EventsModule } from './events/events.module';
 import { HealthModule } from './health/health.module';
 import { IngestionModule } from './ingestion/ingestion.module';
 import { MetricsModule } from './metrics/metrics.module';
@@ -11,6 +12,7 @@ import { RedisModule } from './redis/redis.module';
 import { CacheModule } from './cache/cache.module';
 import { QueryModule } from './query/query.module';
 import { RealtimeModule } from './realtime/realtime.module';
+import { RateLimitModule } from './rate-limit/rate-limit.module';
 
 @Module({})
 export class AppModule {
@@ -19,11 +21,13 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        EventsModule,
         MetricsModule,
         RedisModule,
         StorageModule,
         CacheModule,
         IngestionModule,
+        RateLimitModule.forRoot(config),
         QueryModule,
         RealtimeModule,
         HealthModule,

@@ -9,6 +9,7 @@ import { HttpExceptionFilter } from './http/http-exception.filter';
 import { instrumentHttp } from './http/http-metrics';
 import { applySecurityHeaders } from './http/security-headers';
 import { CONTENT_SECURITY_POLICY, serveDashboard } from './http/dashboard-routes';
+import { createOpenApiDocument, serveApiDocs } from './http/docs-routes';
 import { TelemetryMetrics } from './metrics/telemetry-metrics';
 import { AppWsAdapter } from './realtime/app-ws-adapter';
 
@@ -32,6 +33,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   app.useWebSocketAdapter(new AppWsAdapter(app, config));
   instrumentHttp(app.getHttpAdapter().getInstance(), app.get(TelemetryMetrics));
   serveDashboard(app.getHttpAdapter().getInstance());
+  serveApiDocs(app.getHttpAdapter().getInstance(), createOpenApiDocument(app));
   // process.exit(0) after the hooks, not a re-raised signal: CONTRACT §1 wants exit code 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   return app;

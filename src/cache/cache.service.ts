@@ -1,20 +1,23 @@
-// The one cache seam for the rest of the service. Serves from Redis while it
-// is up and from the bounded memory store otherwise, switching within one
-// command timeout (100 ms) and back by itself. What was written or
-// invalidated during an outage is replayed as deletions on Redis before it is
-// used again, and the memory store is emptied, so a value from the outage
-// (which may differ between instances) is never served afterwards.
-import { Inject, Injectable, Logger } from '@nestjs/common';
+// The one cache seam for the rest of the service: cache-aside reads with
+// single flight, the latest-sample hashes, hit/miss accounting per cache
+// class. Where the bytes live (Redis, or memory while Redis is down) is
+// FailoverStore's business.
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { type CacheClass, TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { RedisConnection } from '../redis/redis-connection';
-import { cacheKeys } from './cache-keys';
-import type { HotStore, LatestPoints, LatestUpdate } from './hot-store';
-import { MemoryStore } from './memory-store';
-import { RedisStore } from './redis-store';
+import { cacheKeys } from '../redis/redis-names';
+import type { LatestUpdate } from './hot-store';
+import type { LatestPoints } from '../telemetry/sample';
+import { FailoverStore } from './failover-store';
+import { NearCache } from './near-cache';
+import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events';
 
-/** Keys remembered during an outage before falling back to clearing whole classes. */
-const MAX_DIRTY_KEYS = 10_000;
+/**
+ * How long this instance may answer a device's latest values from its own
+ * memory: the bound on how late it sees another instance's commit or DELETE.
+ */
+const NEAR_LATEST_MS = 1000;
 
 export interface CacheClassStats {
   hits: number;
@@ -23,29 +26,51 @@ export interface CacheClassStats {
 }
 
 @Injectable()
-export class CacheService {
+export class CacheService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Cache');
-  private readonly memory = new MemoryStore();
-  private readonly redisStore: RedisStore | undefined;
+  private readonly store: FailoverStore;
   private readonly inflight = new Map<string, Promise<unknown>>();
-  private readonly dirtyKeys = new Set<string>();
-  private readonly dirtyPatterns = new Set<string>();
-  private dirtyOverflow = false;
-  private readonly counts = new Map<CacheClass, { hits: number; misses: number }>();
+  private readonly counts = new Map<CacheClass, { hits: number; misses: number; hit: { inc(): void }; miss: { inc(): void } }>();
+  private readonly nearLatest: NearCache<LatestPoints>;
+  private readonly subscriptions: Unsubscribe[] = [];
+  /**
+   * The near cache serves only while no other instance shares Redis: with
+   * peers, each read goes to the shared cache so that what any instance
+   * wrote or deleted is seen at once.
+   */
+  private nearEnabled = true;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly redis: RedisConnection,
+    redis: RedisConnection,
     private readonly metrics: TelemetryMetrics,
+    private readonly events: TelemetryEvents,
   ) {
-    if (redis.configured) {
-      this.redisStore = new RedisStore(redis.client);
-      redis.onStateChange((up) => (up ? this.resync() : undefined));
-    }
+    this.store = new FailoverStore(redis);
+    this.nearLatest = new NearCache(Math.min(NEAR_LATEST_MS, config.cacheTtl.latestS * 1000));
+    // Whatever this instance held may differ from what Redis holds after a switch either way.
+    redis.onStateChange(() => this.nearLatest.clear());
+  }
+
+  /** Every committed batch updates the latest-sample cache: one pipelined round trip per batch. */
+  onModuleInit(): void {
+    this.subscriptions.push(
+      this.events.on('batch.committed', (batch) => {
+        this.recordLatest(batch.samples).catch((error: unknown) => this.logger.warn({ msg: 'latest cache update failed', error: String(error) }));
+      }),
+      this.events.on('peers.changed', ({ present }) => {
+        this.nearEnabled = !present;
+        this.nearLatest.clear();
+      }),
+    );
+  }
+
+  onModuleDestroy(): void {
+    for (const unsubscribe of this.subscriptions.splice(0)) unsubscribe();
   }
 
   get backend(): 'redis' | 'memory' {
-    return this.redisStore && this.redis.isUp ? 'redis' : 'memory';
+    return this.store.backend;
   }
 
   get ttl() {
@@ -55,39 +80,33 @@ export class CacheService {
   // ---- generic operations ----------------------------------------------
 
   get(key: string): Promise<string | null> {
-    return this.read((s) => s.get(key));
+    return this.store.read((s) => s.get(key));
   }
 
   set(key: string, value: string, ttlS: number): Promise<void> {
-    return this.write([key], (s) => s.set(key, value, ttlS));
+    return this.store.write([key], (s) => s.set(key, value, ttlS));
   }
 
-  // Deletions go through write(): if Redis fails mid-call they are replayed at
-  // the resync like any other outage write. Memory is emptied too, for entries
-  // an outage left that no resync has cleared yet (a no-op when write() used it).
-  async del(keys: string[]): Promise<number> {
-    const deleted = await this.write(keys, (s) => s.del(keys));
-    await this.memory.del(keys);
-    return deleted;
+  del(keys: string[]): Promise<number> {
+    return this.store.del(keys);
   }
 
-  async delPattern(pattern: string): Promise<number> {
-    const deleted = await this.write([], (s) => s.delPattern(pattern), [pattern]);
-    await this.memory.delPattern(pattern);
-    return deleted;
+  delPattern(pattern: string): Promise<number> {
+    this.nearLatest.clear();
+    return this.store.delPattern(pattern);
   }
 
   /** Seconds the entry has left; -2 when missing, -1 when it has no expiry. */
   ttlOf(key: string): Promise<number> {
-    return this.read((s) => s.ttl(key));
+    return this.store.read((s) => s.ttl(key));
   }
 
   countKeys(pattern: string): Promise<number> {
-    return this.read((s) => s.countKeys(pattern));
+    return this.store.read((s) => s.countKeys(pattern));
   }
 
   memoryBytes(): Promise<number> {
-    return this.read((s) => s.memoryBytes());
+    return this.store.read((s) => s.memoryBytes());
   }
 
   /**
@@ -120,8 +139,11 @@ export class CacheService {
       if (!have || have[1] < s.ts) points.set(s.metric, [s.metric, s.ts, s.value]);
     }
     const updates: LatestUpdate[] = [];
-    for (const [deviceId, points] of byDevice) updates.push({ key: cacheKeys.latest(deviceId), points: [...points.values()] });
-    await this.write(
+    for (const [deviceId, points] of byDevice) {
+      updates.push({ key: cacheKeys.latest(deviceId), points: [...points.values()] });
+      this.nearLatest.update(deviceId, (held) => mergePoints(held, points.values()));
+    }
+    await this.store.write(
       updates.map((u) => u.key),
       (s) => s.mergeLatest(updates, this.ttl.latestS, false),
     );
@@ -129,10 +151,17 @@ export class CacheService {
 
   /** Latest points of a device, loading (and merging) from the database on a miss. */
   async getLatest(deviceId: string, load: () => Promise<LatestPoints | null>): Promise<LatestPoints | null> {
+    const near = this.nearEnabled ? this.nearLatest.get(deviceId) : undefined;
+    if (near) {
+      this.count('latest', true);
+      return near;
+    }
+    const epoch = this.nearLatest.epoch;
     const key = cacheKeys.latest(deviceId);
-    const cached = await this.read((s) => s.getLatest(key));
+    const cached = await this.store.read((s) => s.getLatest(key));
     if (cached) {
       this.count('latest', true);
+      if (this.nearEnabled) this.nearLatest.set(deviceId, cached, epoch);
       return cached;
     }
     this.count('latest', false);
@@ -142,13 +171,14 @@ export class CacheService {
       // Merge, not overwrite: a sample ingested while we queried must not be
       // replaced by an older one; and from now on the entry holds every metric.
       const update: LatestUpdate = { key, points: Object.entries(points).map(([m, p]) => [m, p.ts, p.value]) };
-      await this.write([key], (s) => s.mergeLatest([update], this.ttl.latestS, true));
-      return (await this.read((s) => s.getLatest(key))) ?? points;
+      await this.store.write([key], (s) => s.mergeLatest([update], this.ttl.latestS, true));
+      return (await this.store.read((s) => s.getLatest(key))) ?? points;
     });
   }
 
   /** Removes everything cached about one device (after DELETE). */
   async invalidateDevice(deviceId: string): Promise<void> {
+    this.nearLatest.delete(deviceId);
     await this.del(cacheKeys.deviceKeys(deviceId));
     for (const pattern of cacheKeys.devicePatterns(deviceId)) await this.delPattern(pattern);
   }
@@ -166,13 +196,17 @@ export class CacheService {
 
   private count(cacheClass: CacheClass, hit: boolean): void {
     let c = this.counts.get(cacheClass);
-    if (!c) this.counts.set(cacheClass, (c = { hits: 0, misses: 0 }));
+    if (!c) {
+      // Labelled children looked up once: labels() hashes the label set on every call.
+      c = { hits: 0, misses: 0, hit: this.metrics.cacheHits.labels(cacheClass), miss: this.metrics.cacheMisses.labels(cacheClass) };
+      this.counts.set(cacheClass, c);
+    }
     if (hit) {
       c.hits++;
-      this.metrics.cacheHits.labels(cacheClass).inc();
+      c.hit.inc();
     } else {
       c.misses++;
-      this.metrics.cacheMisses.labels(cacheClass).inc();
+      c.miss.inc();
     }
   }
 
@@ -183,62 +217,14 @@ export class CacheService {
     this.inflight.set(key, promise);
     return promise;
   }
+}
 
-  private async read<T>(op: (store: HotStore) => Promise<T>): Promise<T> {
-    if (this.redisStore && this.redis.isUp) {
-      try {
-        return await op(this.redisStore);
-      } catch (error) {
-        this.redis.reportFailure(error);
-      }
-    }
-    return op(this.memory);
+/** A new object (callers may hold the old one) with each metric's newer point. */
+function mergePoints(held: LatestPoints, points: Iterable<[string, number, number]>): LatestPoints {
+  const merged: LatestPoints = Object.assign(Object.create(null) as LatestPoints, held);
+  for (const [metric, ts, value] of points) {
+    const have = merged[metric];
+    if (!have || have.ts < ts) merged[metric] = { ts, value };
   }
-
-  /** Like read(), but what lands in memory while Redis is configured is marked for the resync. */
-  private async write<T>(keys: string[], op: (store: HotStore) => Promise<T>, patterns: string[] = []): Promise<T> {
-    if (this.redisStore && this.redis.isUp) {
-      try {
-        return await op(this.redisStore);
-      } catch (error) {
-        this.redis.reportFailure(error);
-      }
-    }
-    if (this.redisStore) this.markDirty(keys, patterns);
-    return op(this.memory);
-  }
-
-  private markDirty(keys: string[], patterns: string[]): void {
-    for (const p of patterns) this.dirtyPatterns.add(p);
-    if (this.dirtyOverflow) return;
-    for (const k of keys) this.dirtyKeys.add(k);
-    if (this.dirtyKeys.size > MAX_DIRTY_KEYS) {
-      this.dirtyOverflow = true;
-      this.dirtyKeys.clear();
-    }
-  }
-
-  /** Runs before Redis is used again after an outage; a throw keeps it out of use. */
-  private async resync(): Promise<void> {
-    const store = this.redisStore as RedisStore;
-    // Redis still counts as down while this runs, so marks can arrive during
-    // a replay: each round takes what is marked and clears it, and another
-    // round replays what came in meanwhile.
-    for (let round = 0; round < 3 && (this.dirtyOverflow || this.dirtyKeys.size > 0 || this.dirtyPatterns.size > 0); round++) {
-      const patterns = this.dirtyOverflow ? cacheKeys.allCachePatterns() : [...this.dirtyPatterns];
-      const keys = [...this.dirtyKeys];
-      this.dirtyKeys.clear();
-      this.dirtyPatterns.clear();
-      this.dirtyOverflow = false;
-      try {
-        for (let i = 0; i < keys.length; i += 500) await store.del(keys.slice(i, i + 500));
-        for (const pattern of patterns) await store.delPattern(pattern);
-      } catch (error) {
-        this.markDirty(keys, patterns);
-        throw error;
-      }
-      this.logger.log({ msg: 'replayed outage invalidations on Redis', keys: keys.length, patterns: patterns.length });
-    }
-    this.memory.clear();
-  }
+  return merged;
 }

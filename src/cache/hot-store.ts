@@ -2,8 +2,7 @@
 // memory otherwise. Values are strings (JSON) except the latest-sample hashes,
 // which merge per metric so a late, older sample never replaces a newer one.
 
-/** metric name → newest committed point */
-export type LatestPoints = Record<string, { ts: number; value: number }>;
+import type { LatestPoints } from '../telemetry/sample';
 
 export interface LatestUpdate {
   key: string;
@@ -15,14 +14,9 @@ export interface HotStore {
   readonly kind: 'redis' | 'memory';
   get(key: string): Promise<string | null>;
   set(key: string, value: string, ttlS: number): Promise<void>;
-  mget(keys: string[]): Promise<Array<string | null>>;
-  mset(entries: Array<{ key: string; value: string; ttlS: number }>): Promise<void>;
   del(keys: string[]): Promise<number>;
   /** Glob pattern as Redis MATCH understands it; never a blocking KEYS. */
   delPattern(pattern: string): Promise<number>;
-  incr(key: string, ttlS: number): Promise<number>;
-  /** Seconds to live; -2 when missing, -1 when it has no expiry (Redis semantics). */
-  ttl(key: string): Promise<number>;
   /**
    * Merges newer points into latest hashes and resets their TTL, in one round
    * trip. An entry created by a merge holds only the metrics of that batch, so
@@ -32,6 +26,8 @@ export interface HotStore {
   mergeLatest(updates: LatestUpdate[], ttlS: number, complete: boolean): Promise<void>;
   /** The entry's points, or null when it is missing or not complete. */
   getLatest(key: string): Promise<LatestPoints | null>;
+  /** Seconds to live; -2 when missing, -1 when it has no expiry (Redis semantics). */
+  ttl(key: string): Promise<number>;
   countKeys(pattern: string): Promise<number>;
   memoryBytes(): Promise<number>;
 }

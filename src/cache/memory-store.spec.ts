@@ -1,5 +1,4 @@
-// The in-process fallback cache: Redis semantics (TTL, glob deletes, INCR,
-// TTL answers) and its bounds (LRU by entries and by bytes), on an injected clock.
+// The in-process fallback cache: Redis semantics (TTL, glob deletes) and its bounds (LRU by entries and by bytes), on an injected clock.
 import { MemoryStore } from './memory-store';
 
 function storeWithClock(limits = { maxEntries: 1000, maxBytes: 1024 * 1024 }) {
@@ -17,17 +16,23 @@ describe('MemoryStore', () => {
       expect(await store.get('k')).toBe('v');
       clock.now += 1;
       expect(await store.get('k')).toBeNull();
-      expect(await store.ttl('k')).toBe(-2);
       expect(await store.countKeys('*')).toBe(0);
     });
 
-    it('expires latest hashes and counted keys too', async () => {
+    it('expires latest hashes too', async () => {
       const { store, clock } = storeWithClock();
       await store.mergeLatest([{ key: 'l', points: [['t', 1, 1]] }], 5, true);
-      await store.incr('c', 5);
-      clock.now += 5_000;
+      clock.now += 4_999;
+      expect(await store.getLatest('l')).not.toBeNull();
+      clock.now += 1;
       expect(await store.getLatest('l')).toBeNull();
-      expect(await store.incr('c', 5)).toBe(1);
+    });
+
+    it('keeps a value set with TTL 0 without expiry', async () => {
+      const { store, clock } = storeWithClock();
+      await store.set('forever', 'v', 0);
+      clock.now += 365 * 24 * 3600_000;
+      expect(await store.get('forever')).toBe('v');
     });
 
     it('a key set again gets the new TTL', async () => {
@@ -44,23 +49,6 @@ describe('MemoryStore', () => {
       await store.set('k', 'v', 1);
       clock.now += 1_000;
       expect(await store.del(['k'])).toBe(0);
-    });
-  });
-
-  describe('ttl()', () => {
-    it('answers -2 for a missing key, -1 for a key without expiry, else whole seconds left (rounded up)', async () => {
-      const { store, clock } = storeWithClock();
-      expect(await store.ttl('missing')).toBe(-2);
-      await store.set('forever', 'v', 0);
-      expect(await store.ttl('forever')).toBe(-1);
-      await store.set('k', 'v', 10);
-      expect(await store.ttl('k')).toBe(10);
-      clock.now += 2_500;
-      expect(await store.ttl('k')).toBe(8);
-      clock.now += 7_499;
-      expect(await store.ttl('k')).toBe(1);
-      clock.now += 1;
-      expect(await store.ttl('k')).toBe(-2);
     });
   });
 
@@ -178,26 +166,6 @@ describe('MemoryStore', () => {
     });
   });
 
-  describe('incr', () => {
-    it('starts at 1, counts up, and keeps the TTL of the first increment', async () => {
-      const { store, clock } = storeWithClock();
-      expect(await store.incr('c', 10)).toBe(1);
-      clock.now += 4_000;
-      expect(await store.incr('c', 10)).toBe(2);
-      expect(await store.incr('c', 10)).toBe(3);
-      expect(await store.ttl('c')).toBe(6);
-      expect(await store.get('c')).toBe('3');
-      clock.now += 6_000;
-      expect(await store.incr('c', 10)).toBe(1);
-    });
-
-    it('increments a numeric string set before', async () => {
-      const { store } = storeWithClock();
-      await store.set('c', '41', 60);
-      expect(await store.incr('c', 60)).toBe(42);
-    });
-  });
-
   describe('mergeLatest / getLatest', () => {
     it('does not serve an entry that only ingest merges created until a complete load went into it', async () => {
       const store = new MemoryStore();
@@ -282,19 +250,6 @@ describe('MemoryStore', () => {
       expect(await store.get('l')).toBeNull();
       expect(await store.getLatest('s')).toBeNull();
       expect(await store.getLatest('missing')).toBeNull();
-    });
-  });
-
-  describe('mget / mset', () => {
-    it('reads and writes several keys, missing ones as null', async () => {
-      const { store, clock } = storeWithClock();
-      await store.mset([
-        { key: 'a', value: '1', ttlS: 1 },
-        { key: 'b', value: '2', ttlS: 60 },
-      ]);
-      expect(await store.mget(['a', 'b', 'c'])).toEqual(['1', '2', null]);
-      clock.now += 1_000;
-      expect(await store.mget(['a', 'b'])).toEqual([null, '2']);
     });
   });
 });

@@ -1,7 +1,8 @@
 // Bounded in-process store: TTL per entry and least-recently-used eviction
 // once the entry or byte budget is exceeded (a Map iterates in insertion
 // order, so re-inserting on access keeps the oldest use first).
-import { globToRegExp, type HotStore, type LatestPoints, type LatestUpdate } from './hot-store';
+import { globToRegExp, type HotStore, type LatestUpdate } from './hot-store';
+import type { LatestPoints } from '../telemetry/sample';
 
 interface LatestEntry {
   points: LatestPoints;
@@ -69,14 +70,6 @@ export class MemoryStore implements HotStore {
     this.put(key, value, ttlS);
   }
 
-  async mget(keys: string[]): Promise<Array<string | null>> {
-    return Promise.all(keys.map((k) => this.get(k)));
-  }
-
-  async mset(entries: Array<{ key: string; value: string; ttlS: number }>): Promise<void> {
-    for (const e of entries) this.put(e.key, e.value, e.ttlS);
-  }
-
   async del(keys: string[]): Promise<number> {
     let n = 0;
     for (const key of keys) {
@@ -93,24 +86,6 @@ export class MemoryStore implements HotStore {
   async delPattern(pattern: string): Promise<number> {
     const re = globToRegExp(pattern);
     return this.del([...this.entries.keys()].filter((k) => re.test(k)));
-  }
-
-  async incr(key: string, ttlS: number): Promise<number> {
-    const entry = this.live(key);
-    const next = (entry && typeof entry.value === 'string' ? Number(entry.value) || 0 : 0) + 1;
-    if (entry) {
-      entry.value = String(next);
-    } else {
-      this.put(key, String(next), ttlS);
-    }
-    return next;
-  }
-
-  async ttl(key: string): Promise<number> {
-    const entry = this.live(key);
-    if (!entry) return -2;
-    if (entry.expiresAt === Infinity) return -1;
-    return Math.ceil((entry.expiresAt - this.now()) / 1000);
   }
 
   async mergeLatest(updates: LatestUpdate[], ttlS: number, complete: boolean): Promise<void> {
@@ -132,6 +107,13 @@ export class MemoryStore implements HotStore {
     const value = this.live(key)?.value;
     if (!value || typeof value !== 'object' || !value.complete) return null;
     return Object.assign(Object.create(null) as LatestPoints, value.points);
+  }
+
+  async ttl(key: string): Promise<number> {
+    const entry = this.live(key);
+    if (!entry) return -2;
+    if (entry.expiresAt === Infinity) return -1;
+    return Math.ceil((entry.expiresAt - this.now()) / 1000);
   }
 
   async countKeys(pattern: string): Promise<number> {

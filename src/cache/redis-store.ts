@@ -6,7 +6,8 @@
 import type Redis from 'ioredis';
 import type { ChainableCommander, Cluster } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import type { HotStore, LatestPoints, LatestUpdate } from './hot-store';
+import type { HotStore, LatestUpdate } from './hot-store';
+import type { LatestPoints } from '../telemetry/sample';
 
 // KEYS = latest hashes; ARGV[1] = ttl ms; ARGV[2] = "1" when the points are
 // each device's full set; then per key: the number of points n, followed by
@@ -129,15 +130,6 @@ export class RedisStore implements HotStore {
     await this.redis.set(key, value, 'EX', ttlS);
   }
 
-  async mget(keys: string[]): Promise<Array<string | null>> {
-    // Per-key GETs rather than MGET: keys of different devices live in different cluster slots.
-    return (await this.pipelined(keys, (k) => k, (p, k) => p.get(k))) as Array<string | null>;
-  }
-
-  async mset(entries: Array<{ key: string; value: string; ttlS: number }>): Promise<void> {
-    await this.pipelined(entries, (e) => e.key, (p, e) => p.set(e.key, e.value, 'EX', e.ttlS));
-  }
-
   async del(keys: string[]): Promise<number> {
     const results = await this.pipelined(keys, (k) => k, (p, k) => p.unlink(k));
     return results.reduce((n: number, value) => n + Number(value), 0);
@@ -147,15 +139,6 @@ export class RedisStore implements HotStore {
     let deleted = 0;
     for await (const keys of this.scan(pattern)) deleted += await this.del(keys);
     return deleted;
-  }
-
-  async incr(key: string, ttlS: number): Promise<number> {
-    const [value] = await execOrThrow(this.redis.multi().incr(key).expire(key, ttlS, 'NX').exec());
-    return Number(value);
-  }
-
-  ttl(key: string): Promise<number> {
-    return this.redis.ttl(key);
   }
 
   async mergeLatest(updates: LatestUpdate[], ttlS: number, complete: boolean): Promise<void> {
@@ -187,6 +170,10 @@ export class RedisStore implements HotStore {
       points[metric] = { ts: Number(raw.slice(0, bar)), value: Number(raw.slice(bar + 1)) };
     }
     return points;
+  }
+
+  ttl(key: string): Promise<number> {
+    return this.redis.ttl(key);
   }
 
   async countKeys(pattern: string): Promise<number> {

@@ -23,8 +23,16 @@ export interface AppConfig {
   adminApiKey: string | undefined;
   wsToken: string | undefined;
   cacheTtl: CacheTtls;
-  wsRateLimit: { capacity: number; windowS: number };
+  wsRateLimit: RateLimit;
+  /** Token bucket per client IP for /api/*; undefined = the HTTP API is not limited. */
+  httpRateLimit: RateLimit | undefined;
   ingest: IngestTuning;
+}
+
+/** A token bucket: `capacity` tokens, refilled continuously, fully in `windowS` seconds. */
+export interface RateLimit {
+  capacity: number;
+  windowS: number;
 }
 
 /** Raw samples older than retentionDays are dropped a whole day at a time; unset = kept forever. */

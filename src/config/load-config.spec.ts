@@ -10,7 +10,7 @@ const ALL_VARIABLES = [
   'PORT', 'DATABASE_URL', 'DATA_DIR', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'MQTT_URL', 'MQTT_PORT',
   'ADMIN_API_KEY', 'WS_TOKEN', 'DEVICE_TOKENS', 'CACHE_TTL_LATEST_S', 'CACHE_TTL_DASHBOARD_S',
   'CACHE_TTL_DEVICE_STATS_S', 'CACHE_TTL_HOURLY_S', 'WS_RATE_LIMIT', 'WS_RATE_WINDOW_S',
-  'INSTANCE_ID', 'TRUST_PROXY', 'LOG_LEVEL', 'RETENTION_DAYS',
+  'HTTP_RATE_LIMIT', 'HTTP_RATE_WINDOW_S', 'INSTANCE_ID', 'TRUST_PROXY', 'LOG_LEVEL', 'RETENTION_DAYS',
 ];
 
 /** The ConfigError loadConfig throws for env, or fails the test when it does not throw one. */
@@ -42,6 +42,7 @@ describe('loadConfig', () => {
       expect(config.wsToken).toBeUndefined();
       expect(config.cacheTtl).toEqual({ latestS: 10, dashboardS: 300, deviceStatsS: 900, hourlyS: 600 });
       expect(config.wsRateLimit).toEqual({ capacity: 100, windowS: 60 });
+      expect(config.httpRateLimit).toBeUndefined();
       expect(config.logLevel).toBe('info');
       expect(config.trustProxy).toBe(false);
       expect(config.instanceId).toBe(`${hostname()}-3000`);
@@ -51,6 +52,13 @@ describe('loadConfig', () => {
     it('reads RETENTION_DAYS (an added variable, not in the contract)', () => {
       expect(loadConfig({ RETENTION_DAYS: '30' }).storage).toEqual({ retentionDays: 30 });
       expect(loadConfig({ RETENTION_DAYS: '' }).storage).toEqual({ retentionDays: undefined });
+    });
+
+    it('reads HTTP_RATE_LIMIT / HTTP_RATE_WINDOW_S: unset = not limited, the window defaults to 60 s, alone it changes nothing', () => {
+      expect(loadConfig({ HTTP_RATE_LIMIT: '20', HTTP_RATE_WINDOW_S: '10' }).httpRateLimit).toEqual({ capacity: 20, windowS: 10 });
+      expect(loadConfig({ HTTP_RATE_LIMIT: '20' }).httpRateLimit).toEqual({ capacity: 20, windowS: 60 });
+      expect(loadConfig({ HTTP_RATE_WINDOW_S: '10' }).httpRateLimit).toBeUndefined();
+      expect(loadConfig({ HTTP_RATE_LIMIT: '', HTTP_RATE_WINDOW_S: '' }).httpRateLimit).toBeUndefined();
     });
 
     it('derives INSTANCE_ID from the host name and the configured PORT', () => {
@@ -169,6 +177,11 @@ describe('loadConfig', () => {
       ['CACHE_TTL_HOURLY_S', '1.5', null],
       ['WS_RATE_LIMIT', '-1', null],
       ['WS_RATE_WINDOW_S', '0', null],
+      ['HTTP_RATE_LIMIT', '0', null],
+      ['HTTP_RATE_LIMIT', 'lots', null],
+      ['HTTP_RATE_LIMIT', '2.5', null],
+      ['HTTP_RATE_WINDOW_S', '0', null],
+      ['HTTP_RATE_WINDOW_S', 'minute', null],
       ['LOG_LEVEL', 'loud', null],
       ['TRUST_PROXY', 'maybe', null],
       ['INSTANCE_ID', 'my host', null],

@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { AppConfig } from './app-config';
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../telemetry/telemetry-rules';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -46,7 +47,6 @@ const hostPortList = z.string().transform((value, ctx) => {
   return nodes as Array<{ host: string; port: number }>;
 });
 
-const DEVICE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 const deviceTokens = z.string().transform((value, ctx) => {
   const map = new Map<string, string>();
   for (const entry of value.split(',').map((e) => e.trim()).filter(Boolean)) {
@@ -54,7 +54,7 @@ const deviceTokens = z.string().transform((value, ctx) => {
     const id = entry.slice(0, colon);
     const token = entry.slice(colon + 1);
     // Device ids may contain ':' themselves, so the token is what follows the last one.
-    if (colon <= 0 || !DEVICE_ID.test(id) || token.length === 0) {
+    if (colon <= 0 || !DEVICE_ID_PATTERN.test(id) || token.length === 0) {
       ctx.addIssue({ code: 'custom', message: 'must be deviceId:token[,deviceId:token…]' });
       return z.NEVER;
     }
@@ -84,7 +84,10 @@ const envSchema = z.object({
   CACHE_TTL_HOURLY_S: seconds.default(600),
   WS_RATE_LIMIT: positiveInt.default(100),
   WS_RATE_WINDOW_S: seconds.default(60),
-  INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must match [A-Za-z0-9_.:-]{1,64}').optional(),
+  // Unset: the HTTP API is not limited. The window alone changes nothing.
+  HTTP_RATE_LIMIT: positiveInt.optional(),
+  HTTP_RATE_WINDOW_S: seconds.optional(),
+  INSTANCE_ID: z.string().regex(DEVICE_ID_PATTERN, DEVICE_ID_RULE).optional(),
   TRUST_PROXY: flag.optional(),
   CORS_ORIGINS: z
     .string()
@@ -153,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       hourlyS: e.CACHE_TTL_HOURLY_S,
     },
     wsRateLimit: { capacity: e.WS_RATE_LIMIT, windowS: e.WS_RATE_WINDOW_S },
+    httpRateLimit: e.HTTP_RATE_LIMIT === undefined ? undefined : { capacity: e.HTTP_RATE_LIMIT, windowS: e.HTTP_RATE_WINDOW_S ?? 60 },
     ingest: {
       maxBatchSamples: e.INGEST_MAX_BATCH_SAMPLES,
       flushIntervalMs: e.INGEST_FLUSH_INTERVAL_MS,

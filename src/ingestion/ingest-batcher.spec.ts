@@ -7,10 +7,11 @@ import type { AppConfig, IngestTuning } from '../config/app-config';
 import { loadConfig } from '../config/load-config';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import type { DatabaseService } from '../storage/database.service';
-import type { DeviceSeen, SampleWriter } from '../storage/sample-writer';
-import { type CommittedBatch, IngestBatcher, laneOf } from './ingest-batcher';
+import type { SampleWriter } from '../storage/sample-writer';
+import { IngestBatcher, laneOf } from './ingest-batcher';
+import { TelemetryEvents, type TelemetryEventMap } from '../telemetry/telemetry-events';
 import type { IngestMessage } from './ingest-message';
-import type { Sample } from './payload-parser';
+import type { DeviceSeen, Sample } from '../telemetry/sample';
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -99,6 +100,8 @@ describe('IngestBatcher', () => {
   let db: FakeDatabase;
   let metrics: TelemetryMetrics;
   let warn: jest.SpiedFunction<Logger['warn']>;
+  let events: TelemetryEvents;
+  let listenerErrors: unknown[];
 
   function makeBatcher(ingest: Partial<IngestTuning> = {}): IngestBatcher {
     const base = loadConfig({});
@@ -106,13 +109,15 @@ describe('IngestBatcher', () => {
       ...base,
       ingest: { maxBatchSamples: 1000, flushIntervalMs: 60_000, maxPendingMessages: 1000, ...ingest },
     };
-    return new IngestBatcher(config, writer as unknown as SampleWriter, db as unknown as DatabaseService, metrics);
+    return new IngestBatcher(config, writer as unknown as SampleWriter, db as unknown as DatabaseService, metrics, events);
   }
 
   beforeEach(() => {
     writer = new FakeWriter();
     db = new FakeDatabase();
     metrics = new TelemetryMetrics();
+    listenerErrors = [];
+    events = new TelemetryEvents((_event, error) => listenerErrors.push(error));
     // Keep the output clean; the reject test checks what would have been logged.
     warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
@@ -407,14 +412,14 @@ describe('IngestBatcher', () => {
     expect(writer.calls).toHaveLength(0);
   });
 
-  it('gives commit listeners only the samples the write really stored, and counts those as ingested', async () => {
+  it('announces batch.committed with only the samples the write really stored, and counts those as ingested', async () => {
     const batcher = makeBatcher();
-    const seen: Array<{ batch: CommittedBatch; acked: number }> = [];
+    const seen: Array<{ batch: TelemetryEventMap['batch.committed']; acked: number }> = [];
     const msgs = [telemetry('dev-1', { t: 20 }), telemetry('dev-3', { t: 21 })];
-    batcher.onCommitted(() => {
+    events.on('batch.committed', () => {
       throw new Error('a broken listener');
     });
-    batcher.onCommitted((batch) => seen.push({ batch, acked: msgs.filter((m) => m.ack.mock.calls.length > 0).length }));
+    events.on('batch.committed', (batch) => seen.push({ batch, acked: msgs.filter((m) => m.ack.mock.calls.length > 0).length }));
     for (const m of msgs) batcher.accept(m.message);
     const drained = batcher.drain();
     await settle();
@@ -426,6 +431,9 @@ describe('IngestBatcher', () => {
     await drained;
     expect(seen).toHaveLength(1);
     expect(seen[0].batch.samples).toEqual([{ deviceId: 'dev-3', metric: 't', ts: msgs[1].ts, value: 21 }]);
+    // Every device of the batch is announced, also one whose only point was a duplicate.
+    expect(seen[0].batch.devices.map((d) => d.deviceId).sort()).toEqual(['dev-1', 'dev-3']);
+    expect(String(listenerErrors[0])).toContain('a broken listener');
     // Both messages are acked all the same: the duplicate is stored (once), just not new.
     expect(seen[0].acked).toBe(2);
     for (const m of msgs) expect(m.ack).toHaveBeenCalledTimes(1);

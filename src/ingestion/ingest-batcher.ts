@@ -17,15 +17,11 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { RateLimitedLog } from '../logging/rate-limited-log';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { DatabaseService } from '../storage/database.service';
-import { type DeviceSeen, SampleWriter } from '../storage/sample-writer';
+import { SampleWriter } from '../storage/sample-writer';
 import type { IngestMessage } from './ingest-message';
-import { parseTelemetry, type Sample } from './payload-parser';
-
-export interface CommittedBatch {
-  /** The samples this batch really stored (duplicates of stored points left out). */
-  samples: readonly Sample[];
-}
-export type CommitListener = (batch: CommittedBatch) => void;
+import { parseTelemetry } from './payload-parser';
+import type { DeviceSeen, Sample } from '../telemetry/sample';
+import { TelemetryEvents } from '../telemetry/telemetry-events';
 
 class Batch {
   readonly samples: Sample[] = [];
@@ -71,7 +67,6 @@ export class IngestBatcher {
   private pending = 0; // messages handed over and not yet acked
   private readonly waiting: Array<{ message: IngestMessage; onAccepted?: () => void }> = [];
   private idleWaiters: Array<() => void> = [];
-  private readonly listeners: CommitListener[] = [];
   private stopped = false;
   private draining = false;
 
@@ -80,11 +75,8 @@ export class IngestBatcher {
     private readonly writer: SampleWriter,
     private readonly db: DatabaseService,
     private readonly metrics: TelemetryMetrics,
+    private readonly events: TelemetryEvents,
   ) {}
-
-  onCommitted(listener: CommitListener): void {
-    this.listeners.push(listener);
-  }
 
   /** Updated per batch (cut and commit), not per message. */
   private updateGauges(): void {
@@ -195,10 +187,11 @@ export class IngestBatcher {
     for (;;) {
       const started = performance.now();
       try {
-        const stored = await this.writer.write(batch.samples, [...batch.devices.values()]);
+        const devices = [...batch.devices.values()];
+        const stored = await this.writer.write(batch.samples, devices);
         this.db.markReachable(true);
         this.metrics.ingestFlushSeconds.observe((performance.now() - started) / 1000);
-        this.committed(batch, stored);
+        this.committed(batch, stored, devices);
         return;
       } catch (error) {
         this.db.markReachable(false, error);
@@ -209,20 +202,15 @@ export class IngestBatcher {
     }
   }
 
-  private committed(batch: Batch, stored: readonly Sample[]): void {
+  private committed(batch: Batch, stored: readonly Sample[], devices: readonly DeviceSeen[]): void {
     const now = Date.now();
     for (const ack of batch.acks) ack();
     for (const t of batch.receivedAt) this.metrics.ingestLagSeconds.observe((now - t) / 1000);
     this.metrics.samplesIngested.inc(stored.length);
     this.metrics.ingestBatchSize.observe(batch.samples.length);
     this.pending -= batch.acks.length;
-    for (const listener of this.listeners) {
-      try {
-        listener({ samples: stored });
-      } catch (error) {
-        this.logger.error({ msg: 'commit listener failed', error: String(error) });
-      }
-    }
+    // After commit and ack: the latest cache, live fan-out and other consumers.
+    this.events.emit('batch.committed', { samples: stored, devices });
     this.release();
   }
 

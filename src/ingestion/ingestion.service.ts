@@ -8,7 +8,6 @@ import { EmbeddedSource } from './embedded-source';
 import { IngestBatcher } from './ingest-batcher';
 import type { MessageSource } from './ingest-message';
 import { MqttConsumer } from './mqtt-consumer';
-import { CacheService } from '../cache/cache.service';
 
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -21,13 +20,8 @@ export class IngestionService implements OnApplicationBootstrap, BeforeApplicati
     @Inject(APP_CONFIG) config: AppConfig,
     readonly batcher: IngestBatcher,
     broker: EmbeddedBroker,
-    cache: CacheService,
   ) {
     this.source = config.mqtt.url ? new MqttConsumer(config, batcher) : new EmbeddedSource(broker, batcher);
-    // After commit and ack: the latest-sample cache, one pipelined round trip per batch.
-    batcher.onCommitted((batch) => {
-      cache.recordLatest(batch.samples).catch((error: unknown) => this.logger.warn({ msg: 'latest cache update failed', error: String(error) }));
-    });
   }
 
   async onApplicationBootstrap(): Promise<void> {

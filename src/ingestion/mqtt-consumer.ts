@@ -15,8 +15,8 @@ import { Logger } from '@nestjs/common';
 import type { AppConfig } from '../config/app-config';
 import type { IngestBatcher } from './ingest-batcher';
 import type { MessageSource } from './ingest-message';
+import { SHARED_SUBSCRIPTION } from '../telemetry/telemetry-rules';
 
-export const SHARED_SUBSCRIPTION = '$share/telemetry-hub/devices/+/telemetry';
 const SESSION_EXPIRY_S = 7 * 24 * 3600;
 
 interface HeldAck {

@@ -1,7 +1,8 @@
 // Property-based checks of the payload parser (fast-check): it never throws,
 // never accepts an invalid sample, and accepts every valid message exactly.
 import fc from 'fast-check';
-import { DEVICE_ID_PATTERN, parseTelemetry } from './payload-parser';
+import { parseTelemetry } from './payload-parser';
+import { DEVICE_ID_PATTERN } from '../telemetry/telemetry-rules';
 
 const NOW = Date.UTC(2026, 10, 21, 12, 0, 0);
 const MIN_TS = Date.UTC(2000, 0, 1);

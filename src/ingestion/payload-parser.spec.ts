@@ -1,13 +1,5 @@
-import {
-  DEVICE_ID_PATTERN,
-  MAX_METRICS_PER_SAMPLE,
-  MAX_PAYLOAD_BYTES,
-  MAX_SAMPLES_PER_MESSAGE,
-  REJECT_REASONS,
-  RejectReason,
-  parseDeviceIdFromTopic,
-  parseTelemetry,
-} from './payload-parser';
+import { parseDeviceIdFromTopic, parseTelemetry } from './payload-parser';
+import { DEVICE_ID_PATTERN, MAX_METRICS_PER_SAMPLE, MAX_PAYLOAD_BYTES, MAX_SAMPLES_PER_MESSAGE, REJECT_REASONS, type RejectReason } from '../telemetry/telemetry-rules';
 
 // Fixed receive time keeps every range boundary deterministic.
 const RECEIVED = Date.UTC(2024, 10, 21, 12, 0, 0); // 2024-11-21T12:00:00Z

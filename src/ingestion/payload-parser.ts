@@ -1,5 +1,5 @@
 /**
- * Owns the MQTT ingestion wire contract (CONTRACT.md §2): it turns a topic and
+ * Owns the MQTT ingestion wire format: it turns a topic and
  * raw payload bytes into validated `Sample` rows, or into exactly one reject
  * reason (the `reason` label of `telemetry_messages_rejected_total`).
  *
@@ -7,7 +7,7 @@
  * metrics and tests can share it, and it never throws: a message that reaches
  * the consumer must always end up either stored or counted as rejected.
  *
- * Reason mapping, where the contract leaves room for choice:
+ * Reason mapping (the rules themselves live in src/telemetry/telemetry-rules.ts):
  * - bad_topic: topic is not exactly `devices/{deviceId}/telemetry` with a valid id.
  * - too_large: more than MAX_PAYLOAD_BYTES, checked before any decoding.
  * - invalid_json: not UTF-8, leading BOM, empty, or not parseable JSON.
@@ -20,27 +20,18 @@
  * - invalid_timestamp: see parseIsoTimestamp for the accepted string forms;
  *   numbers must be integer epoch ms; range 2000-01-01Z .. receivedAt + 24h.
  */
-
-export interface Sample {
-  deviceId: string;
-  metric: string;
-  /** Epoch milliseconds. */
-  ts: number;
-  value: number;
-}
-
-export const REJECT_REASONS = [
-  'bad_topic',
-  'too_large',
-  'invalid_json',
-  'invalid_shape',
-  'too_many_samples',
-  'invalid_metric',
-  'invalid_value',
-  'invalid_timestamp',
-] as const;
-
-export type RejectReason = (typeof REJECT_REASONS)[number];
+import {
+  DEVICE_ID_PATTERN,
+  DEVICE_ID_RULE,
+  MAX_METRICS_PER_SAMPLE,
+  MAX_PAYLOAD_BYTES,
+  MAX_SAMPLE_FUTURE_MS,
+  MAX_SAMPLES_PER_MESSAGE,
+  METRIC_NAME_PATTERN,
+  MIN_SAMPLE_TS_MS,
+  type RejectReason,
+} from '../telemetry/telemetry-rules';
+import type { Sample } from '../telemetry/sample';
 
 export type ParseResult =
   | { ok: true; deviceId: string; samples: Sample[] }
@@ -48,22 +39,13 @@ export type ParseResult =
 
 type Rejection = Extract<ParseResult, { ok: false }>;
 
-export const MAX_PAYLOAD_BYTES = 65536;
-export const MAX_SAMPLES_PER_MESSAGE = 1000;
-export const MAX_METRICS_PER_SAMPLE = 100;
-export const DEVICE_ID_PATTERN: RegExp = /^[A-Za-z0-9_.:-]{1,64}$/;
-
-const METRIC_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-const MIN_TS_MS = Date.UTC(2000, 0, 1); // 946684800000, inclusive
-const MAX_FUTURE_MS = 24 * 60 * 60 * 1000; // inclusive
 const MAX_ECHO_CHARS = 64;
 
 const TOPIC_PREFIX = 'devices/';
 const TOPIC_SUFFIX = '/telemetry';
 const MIN_TOPIC_LENGTH = TOPIC_PREFIX.length + 1 + TOPIC_SUFFIX.length;
 const MAX_TOPIC_LENGTH = TOPIC_PREFIX.length + 64 + TOPIC_SUFFIX.length;
-const BAD_TOPIC_DETAIL =
-  'topic must be devices/{deviceId}/telemetry with deviceId matching [A-Za-z0-9_.:-]{1,64}';
+const BAD_TOPIC_DETAIL = `topic must be devices/{deviceId}/telemetry with deviceId that ${DEVICE_ID_RULE}`;
 
 // One shared decoder: decode() without { stream: true } resets its state, also
 // after a fatal error, so reuse is safe and saves an allocation per message.
@@ -138,7 +120,7 @@ function parseUnchecked(topic: string, payload: Uint8Array, receivedAtMs: number
 
   // A broken caller clock must not turn every ts-less sample into NaN.
   const now = Number.isFinite(receivedAtMs) ? Math.floor(receivedAtMs) : Date.now();
-  const maxTs = now + MAX_FUTURE_MS;
+  const maxTs = now + MAX_SAMPLE_FUTURE_MS;
   const samples: Sample[] = [];
 
   if (Array.isArray(doc)) {
@@ -220,7 +202,7 @@ function readSample(
         `${at(index)}ts: must be integer epoch milliseconds or ISO-8601 (YYYY-MM-DD or date-time with Z/±hh:mm)`,
       );
     }
-    if (ts < MIN_TS_MS || ts > maxTs) {
+    if (ts < MIN_SAMPLE_TS_MS || ts > maxTs) {
       return reject('invalid_timestamp', `${at(index)}ts: ${ts} is before 2000-01-01 or more than 1 day ahead`);
     }
   }

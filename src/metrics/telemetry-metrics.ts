@@ -2,7 +2,7 @@
 // Registry per application instance so a test can boot the app twice.
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { REJECT_REASONS } from '../ingestion/payload-parser';
+import { REJECT_REASONS } from '../telemetry/telemetry-rules';
 
 export const CACHE_CLASSES = ['latest', 'dashboard', 'device_stats', 'hourly'] as const;
 export type CacheClass = (typeof CACHE_CLASSES)[number];

@@ -2,12 +2,18 @@
 // whose message names the parameter and what is expected.
 import { BadRequestException } from '@nestjs/common';
 import { z } from 'zod';
-import { DEVICE_ID_PATTERN } from '../ingestion/payload-parser';
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE, METRIC_NAME_PATTERN, METRIC_NAME_RULE } from '../telemetry/telemetry-rules';
 
-const METRIC_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const CACHE_CLEAR_PATTERN = /^telemetry:[\x21-\x7e]{1,200}$/;
+/** Bounds and defaults of the integer query parameters (also published in the OpenAPI document). */
+export const INT_PARAMS = {
+  devicesLimit: { min: 1, max: 1000, default: 100 },
+  devicesOffset: { min: 0, max: 1_000_000_000, default: 0 },
+  samplesLimit: { min: 1, max: 10_000, default: 1000 },
+} as const;
 const DAY_MS = 24 * 3600 * 1000;
 
-const intParam = (name: string, min: number, max: number, fallback: number) =>
+const intParam = (name: string, { min, max, default: fallback }: { min: number; max: number; default: number }) =>
   z
     .string()
     .optional()
@@ -42,8 +48,8 @@ const metricParam = (required: boolean) =>
     .optional()
     .transform((v, ctx) => {
       if ((v === undefined || v === '') && !required) return undefined;
-      if (v === undefined || !METRIC_PATTERN.test(v)) {
-        ctx.addIssue({ code: 'custom', message: required ? 'metric is required and must match [A-Za-z0-9_.-]{1,64}' : 'metric must match [A-Za-z0-9_.-]{1,64}' });
+      if (v === undefined || !METRIC_NAME_PATTERN.test(v)) {
+        ctx.addIssue({ code: 'custom', message: required ? `metric is required and ${METRIC_NAME_RULE}` : `metric ${METRIC_NAME_RULE}` });
         return z.NEVER;
       }
       return v;
@@ -63,12 +69,12 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
 }
 
 export function parseDeviceId(id: string): string {
-  if (!DEVICE_ID_PATTERN.test(id)) throw new BadRequestException('device id must match [A-Za-z0-9_.:-]{1,64}');
+  if (!DEVICE_ID_PATTERN.test(id)) throw new BadRequestException(`device id ${DEVICE_ID_RULE}`);
   return id;
 }
 
 export function parsePaging(query: unknown): { limit: number; offset: number } {
-  return parse(z.object({ limit: intParam('limit', 1, 1000, 100), offset: intParam('offset', 0, 1_000_000_000, 0) }), query);
+  return parse(z.object({ limit: intParam('limit', INT_PARAMS.devicesLimit), offset: intParam('offset', INT_PARAMS.devicesOffset) }), query);
 }
 
 function range(from: Date | undefined, to: Date | undefined, defaultSpanMs: number): { from: Date; to: Date } {
@@ -97,7 +103,7 @@ export function parseHourlyQuery(query: unknown): { metric: string; from: Date; 
 
 export function parseSamplesQuery(query: unknown): { metric: string | undefined; from: Date; to: Date; limit: number } {
   const q = parse(
-    z.object({ metric: metricParam(false), from: timeParam('from'), to: timeParam('to'), limit: intParam('limit', 1, 10_000, 1000) }),
+    z.object({ metric: metricParam(false), from: timeParam('from'), to: timeParam('to'), limit: intParam('limit', INT_PARAMS.samplesLimit) }),
     query,
   );
   // Default: everything up to the newest accepted timestamp (now + 1 day).
@@ -111,7 +117,7 @@ export function parseClearBody(body: unknown): { pattern: string | undefined } {
     z.object({
       pattern: z
         .string()
-        .regex(/^telemetry:[\x21-\x7e]{1,200}$/, 'pattern must start with telemetry: and be at most 200 printable characters')
+        .regex(CACHE_CLEAR_PATTERN, 'pattern must start with telemetry: and be at most 200 printable characters')
         .optional(),
     }),
     body ?? {},

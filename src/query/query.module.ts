@@ -1,18 +1,17 @@
-// Owns the REST query API of CONTRACT §4: read SQL (TelemetryQueries),
-// cache-aside answers (TelemetryQueryService), admin routes behind AdminKeyGuard.
+// Owns the REST query API: cache-aside answers (TelemetryQueryService) over
+// the storage module's read SQL, admin routes behind AdminKeyGuard.
 import { Module } from '@nestjs/common';
 import { CacheModule } from '../cache/cache.module';
 import { StorageModule } from '../storage/storage.module';
 import { AdminKeyGuard } from './admin-key.guard';
 import { DashboardController } from './dashboard.controller';
 import { DevicesController } from './devices.controller';
-import { TelemetryQueries } from './telemetry-queries';
 import { TelemetryQueryService } from './telemetry-query.service';
 
 @Module({
   imports: [StorageModule, CacheModule],
-  providers: [TelemetryQueries, TelemetryQueryService, AdminKeyGuard],
+  providers: [TelemetryQueryService, AdminKeyGuard],
   controllers: [DevicesController, DashboardController],
-  exports: [TelemetryQueryService, TelemetryQueries],
+  exports: [TelemetryQueryService],
 })
 export class QueryModule {}

@@ -1,10 +1,11 @@
 // Cache-aside reads for the query API: each answer comes from the cache class
 // named in CONTRACT §4 or, on a miss, from one database load per key at a time.
 import { Injectable, NotFoundException } from '@nestjs/common';
-import { cacheKeys } from '../cache/cache-keys';
+import { cacheKeys } from '../redis/redis-names';
 import { CacheService } from '../cache/cache.service';
-import type { DashboardMetrics, DeviceRow, DeviceStats, HourlyBucket } from './telemetry-queries';
-import { TelemetryQueries } from './telemetry-queries';
+import type { DashboardMetrics, DeviceRow, DeviceStats, HourlyBucket } from '../storage/telemetry-queries';
+import { TelemetryQueries } from '../storage/telemetry-queries';
+import type { LatestPoints } from '../telemetry/sample';
 
 export interface LatestAnswer {
   deviceId: string;
@@ -14,6 +15,7 @@ export interface LatestAnswer {
 
 @Injectable()
 export class TelemetryQueryService {
+  private readonly latestBodies = new WeakMap<LatestPoints, string>();
   constructor(
     private readonly queries: TelemetryQueries,
     private readonly cache: CacheService,
@@ -21,16 +23,34 @@ export class TelemetryQueryService {
 
   private async device(id: string): Promise<DeviceRow> {
     const device = await this.queries.findDevice(id);
-    if (!device) throw new NotFoundException(`device ${id} not found`);
+    if (!device) throw notFound(id);
     return device;
   }
 
-  async latest(deviceId: string): Promise<LatestAnswer> {
-    const points = await this.cache.getLatest(deviceId, async () => {
-      await this.device(deviceId);
-      return this.queries.latest(deviceId);
-    });
-    return latestAnswer(deviceId, points);
+  /** The newest value of each metric (REST `latest`, WebSocket `subscribed`/`latest`); null for an unknown device. */
+  async findLatest(deviceId: string): Promise<LatestAnswer | null> {
+    const points = await this.latestPoints(deviceId);
+    return points === null ? null : latestAnswer(deviceId, points);
+  }
+
+  /** Cached points; null for an unknown device. */
+  private latestPoints(deviceId: string): Promise<LatestPoints | null> {
+    return this.cache.getLatest(deviceId, async () => ((await this.queries.findDevice(deviceId)) ? this.queries.latest(deviceId) : null));
+  }
+
+  /**
+   * The REST answer as JSON text. The cache hands out the same points object
+   * until they change, so each change is serialised once, not once per request.
+   */
+  async latestJson(deviceId: string): Promise<string> {
+    const points = await this.latestPoints(deviceId);
+    if (points === null) throw notFound(deviceId);
+    let body = this.latestBodies.get(points);
+    if (body === undefined) {
+      body = JSON.stringify(latestAnswer(deviceId, points));
+      this.latestBodies.set(points, body);
+    }
+    return body;
   }
 
   async stats(deviceId: string): Promise<DeviceStats> {
@@ -72,8 +92,13 @@ export class TelemetryQueryService {
     const existed = await this.queries.deleteDevice(deviceId);
     await this.cache.invalidateDevice(deviceId);
     await this.cache.del([cacheKeys.dashboard()]);
-    if (!existed) throw new NotFoundException(`device ${deviceId} not found`);
+    if (!existed) throw notFound(deviceId);
   }
+}
+
+/** The one answer for a device that does not exist. */
+export function notFound(deviceId: string): NotFoundException {
+  return new NotFoundException(`device ${deviceId} not found`);
 }
 
 export function latestAnswer(deviceId: string, points: Record<string, { ts: number; value: number }> | null): LatestAnswer {

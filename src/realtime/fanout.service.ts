@@ -7,21 +7,23 @@
 // every instance says "hello" on the channel when its subscription is ready
 // and every PRESENCE_INTERVAL_MS. On Redis Cluster PUBLISH counts only the
 // receivers on one node, so there it always publishes.
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { KEY_PREFIX } from '../cache/cache-keys';
-import type { Sample } from '../ingestion/payload-parser';
+import { FANOUT_CHANNEL } from '../redis/redis-names';
+import type { Sample } from '../telemetry/sample';
+import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
 import { RedisConnection } from '../redis/redis-connection';
 import type { ClientConnection } from './client-connection';
 import { frame, type SampleEvent } from './ws-protocol';
 
-export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
 const FLUSH_INTERVAL_MS = 50;
 const PRESENCE_INTERVAL_MS = 5000;
 const HELLO = 'hello';
+/** A peer not heard from for this long (three missed hellos) is gone. */
+const PEER_TIMEOUT_MS = 3 * PRESENCE_INTERVAL_MS;
 
 /** Groups a batch's samples into one event per (device, timestamp). */
 export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
@@ -36,7 +38,7 @@ export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
 }
 
 @Injectable()
-export class FanoutService implements OnApplicationShutdown {
+export class FanoutService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Fanout');
   private readonly byDevice = new Map<string, Set<ClientConnection>>();
   private readonly clients = new Set<ClientConnection>();
@@ -53,11 +55,15 @@ export class FanoutService implements OnApplicationShutdown {
   private selfSubscribed = false;
   private readonly flushTimer: NodeJS.Timeout;
   private presenceTimer: NodeJS.Timeout | undefined;
+  /** Other instances heard on the channel, with when. */
+  private readonly peers = new Map<string, number>();
+  private offCommitted: Unsubscribe | undefined;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redis: RedisConnection,
     private readonly metrics: TelemetryMetrics,
+    private readonly events: TelemetryEvents,
   ) {
     this.flushTimer = setInterval(() => {
       for (const client of this.clients) client.flushHeld();
@@ -65,7 +71,12 @@ export class FanoutService implements OnApplicationShutdown {
     this.flushTimer.unref();
   }
 
-  async start(): Promise<void> {
+  async onApplicationBootstrap(): Promise<void> {
+    this.offCommitted = this.events.on('batch.committed', (batch) => this.publishCommitted(batch.samples));
+    await this.start();
+  }
+
+  private async start(): Promise<void> {
     if (!this.redis.configured) return;
     const publisher = this.redis.duplicate({ commandTimeout: 2000 });
     this.publisher = publisher;
@@ -89,13 +100,32 @@ export class FanoutService implements OnApplicationShutdown {
     });
     subscriber.on('message', (_channel: string, message: string) => this.onRemote(message));
     await subscriber.connect().catch(() => undefined);
-    this.presenceTimer = setInterval(() => this.sayHello(), PRESENCE_INTERVAL_MS);
+    this.presenceTimer = setInterval(() => {
+      this.sayHello();
+      this.forgetSilentPeers();
+    }, PRESENCE_INTERVAL_MS);
     this.presenceTimer.unref();
   }
 
   /** Tells instances that stopped publishing because they were alone that this one is here. */
   private sayHello(): void {
     if (this.publisher?.status === 'ready') this.publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${HELLO}`).catch(() => undefined);
+  }
+
+  /** A newcomer is answered at once, so both sides know of each other within a round trip. */
+  private heardFrom(origin: string): void {
+    const known = this.peers.has(origin);
+    this.peers.set(origin, Date.now());
+    if (known) return;
+    if (this.peers.size === 1) this.events.emit('peers.changed', { present: true });
+    this.sayHello();
+  }
+
+  private forgetSilentPeers(): void {
+    if (this.peers.size === 0) return;
+    const cutoff = Date.now() - PEER_TIMEOUT_MS;
+    for (const [origin, seen] of this.peers) if (seen < cutoff) this.peers.delete(origin);
+    if (this.peers.size === 0) this.events.emit('peers.changed', { present: false });
   }
 
   /** Whether a batch needs to go out on Redis at all (othersListening never turns false on Cluster). */
@@ -166,6 +196,7 @@ export class FanoutService implements OnApplicationShutdown {
     const newline = raw.indexOf('\n');
     if (newline < 0 || raw.slice(0, newline) === this.config.instanceId) return;
     this.othersListening = true;
+    this.heardFrom(raw.slice(0, newline));
     if (this.clients.size === 0 || raw.endsWith(`\n${HELLO}`)) return;
     let samples: unknown;
     try {
@@ -196,6 +227,7 @@ export class FanoutService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.offCommitted?.();
     clearInterval(this.flushTimer);
     clearInterval(this.presenceTimer);
     const publisher = this.publisher;

@@ -1,20 +1,27 @@
 // The /ws endpoint (CONTRACT §5). A thin gateway: it owns connection
 // lifecycle, the per-client rate limit and routing of the four client events;
 // subscriptions and delivery live in FanoutService.
+//
+// The rate limit is @nestjs/throttler's `ws` throttler, taken here from the
+// throttler's storage with the module's options rather than through a guard:
+// a guard runs only for @SubscribeMessage handlers, after Nest has parsed the
+// frame, so malformed frames would go uncharged, answers could overtake each
+// other, and a refusal would surface as an exception event, not as
+// RATE_LIMITED with retryAfterMs or a 1008 close after repeated refusals.
 import { Inject, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { InjectThrottlerOptions, InjectThrottlerStorage, type ThrottlerModuleOptions } from '@nestjs/throttler';
 import { type OnGatewayConnection, type OnGatewayDisconnect, WebSocketGateway } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { CacheService } from '../cache/cache.service';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
-import { TelemetryQueries } from '../query/telemetry-queries';
-import { latestAnswer, TelemetryQueryService } from '../query/telemetry-query.service';
+import { TelemetryQueryService } from '../query/telemetry-query.service';
 import { MAX_CLIENT_MESSAGE_BYTES } from './app-ws-adapter';
 import { ClientConnection } from './client-connection';
-import { clientIp } from './client-ip';
+import { clientIp } from '../http/client-ip';
 import { FanoutService } from './fanout.service';
-import { TokenBucketLimiter } from './token-bucket';
+import { throttlerLimit, WS_THROTTLER } from '../rate-limit/throttlers';
+import type { TokenBucketStorage } from '../rate-limit/token-bucket-storage';
 import { type ClientMessage, frame, parseClientMessage } from './ws-protocol';
 
 const HEARTBEAT_MS = 30_000;
@@ -28,16 +35,17 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
   private readonly logger = new Logger('Realtime');
   private readonly connections = new Map<WebSocket, ClientConnection>();
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly rateLimit: { limit: number; ttlMs: number };
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly fanout: FanoutService,
-    private readonly limiter: TokenBucketLimiter,
-    private readonly cache: CacheService,
-    private readonly queries: TelemetryQueries,
+    @InjectThrottlerStorage() private readonly limiter: TokenBucketStorage,
+    @InjectThrottlerOptions() throttlerOptions: ThrottlerModuleOptions,
     private readonly queryService: TelemetryQueryService,
     private readonly metrics: TelemetryMetrics,
   ) {
+    this.rateLimit = throttlerLimit(throttlerOptions, WS_THROTTLER);
     this.heartbeat = setInterval(() => this.checkAlive(), HEARTBEAT_MS);
     this.heartbeat.unref();
   }
@@ -74,8 +82,9 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
   }
 
   private async onMessage(client: ClientConnection, data: Buffer, isBinary: boolean): Promise<void> {
-    const { allowed, retryAfterMs } = await this.limiter.take(client.ip);
-    if (!allowed) {
+    const { limit, ttlMs } = this.rateLimit;
+    const { isBlocked, retryAfterMs } = await this.limiter.increment(client.ip, ttlMs, limit, ttlMs, WS_THROTTLER);
+    if (isBlocked) {
       this.metrics.wsRateLimited.inc();
       client.consecutiveRejections++;
       if (client.consecutiveRejections > MAX_CONSECUTIVE_REJECTIONS) {
@@ -109,7 +118,8 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
         const { deviceId } = message.data;
         // Subscribe first so nothing committed while the snapshot loads is missed.
         this.fanout.subscribe(client, deviceId);
-        const latest = deviceId === '*' ? null : await this.latestOrNull(deviceId);
+        const answer = deviceId === '*' ? null : await this.queryService.findLatest(deviceId);
+        const latest = answer?.ts ? answer : null;
         client.send(frame('subscribed', { deviceId, latest }));
         return;
       }
@@ -120,7 +130,8 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
       }
       case 'latest': {
         const { deviceId } = message.data;
-        const latest = await this.latestOrNull(deviceId);
+        // An unknown device answers like one without samples: WebSocket errors have no "not found" code.
+        const latest = await this.queryService.findLatest(deviceId);
         client.send(frame('latest', latest ?? { deviceId, ts: null, metrics: {} }));
         return;
       }
@@ -129,13 +140,6 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
         return;
       }
     }
-  }
-
-  private async latestOrNull(deviceId: string) {
-    const points = await this.cache.getLatest(deviceId, async () =>
-      (await this.queries.findDevice(deviceId)) ? this.queries.latest(deviceId) : null,
-    );
-    return points && Object.keys(points).length > 0 ? latestAnswer(deviceId, points) : null;
   }
 
   private checkAlive(): void {

@@ -1,7 +1,7 @@
 // Property-based checks of the WebSocket message parser: never throws, and
 // everything it accepts is one of the four events with valid data.
 import fc from 'fast-check';
-import { DEVICE_ID_PATTERN } from '../ingestion/payload-parser';
+import { DEVICE_ID_PATTERN } from '../telemetry/telemetry-rules';
 import { CLIENT_EVENTS, parseClientMessage } from './ws-protocol';
 
 function check(raw: string | Buffer): void {

@@ -2,10 +2,10 @@
 // both ways. Incoming frames are validated here into a typed union; anything
 // else becomes a BAD_REQUEST error for the client.
 import { z } from 'zod';
-import { DEVICE_ID_PATTERN } from '../ingestion/payload-parser';
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../telemetry/telemetry-rules';
 
-const deviceId = z.string().refine((v) => DEVICE_ID_PATTERN.test(v), 'deviceId must match [A-Za-z0-9_.:-]{1,64}');
-const subscribable = z.string().refine((v) => v === '*' || DEVICE_ID_PATTERN.test(v), 'deviceId must be "*" or match [A-Za-z0-9_.:-]{1,64}');
+const deviceId = z.string().refine((v) => DEVICE_ID_PATTERN.test(v), `deviceId ${DEVICE_ID_RULE}`);
+const subscribable = z.string().refine((v) => v === '*' || DEVICE_ID_PATTERN.test(v), `deviceId must be "*" or ${DEVICE_ID_RULE.replace('must ', '')}`);
 
 const clientMessage = z.discriminatedUnion('event', [
   z.object({ event: z.literal('subscribe'), data: z.object({ deviceId: subscribable }) }),

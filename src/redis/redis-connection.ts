@@ -140,20 +140,28 @@ export class RedisConnection implements OnApplicationShutdown {
     return performance.now() - started;
   }
 
-  private checking = false;
+  private checking: Promise<void> | undefined;
 
-  private async check(): Promise<void> {
-    if (!this.redis || this.checking) return;
-    this.checking = true;
-    try {
-      await this.redis.ping();
-      await this.setUp(true);
-    } catch (error) {
-      this.lastError = error instanceof Error ? error.message : String(error);
-      await this.setUp(false);
-    } finally {
-      this.checking = false;
-    }
+  /**
+   * One probe at a time; a caller arriving while one runs waits for it (so
+   * start() returns only once the connection's state is known, even when the
+   * 'ready' handler's probe started first).
+   */
+  private check(): Promise<void> {
+    const redis = this.redis;
+    if (!redis) return Promise.resolve();
+    this.checking ??= (async () => {
+      try {
+        await redis.ping();
+        await this.setUp(true);
+      } catch (error) {
+        this.lastError = error instanceof Error ? error.message : String(error);
+        await this.setUp(false);
+      }
+    })().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
   }
 
   private transition: Promise<void> = Promise.resolve();

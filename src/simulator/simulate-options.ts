@@ -2,7 +2,7 @@
 // validated options, the help text, or one clear error message (the CLI exits
 // with code 2 on an error). No process access here, so the spec can call it.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEVICE_ID_PATTERN } from '../ingestion/payload-parser';
+import { DEVICE_ID_PATTERN } from '../telemetry/telemetry-rules';
 
 export interface SimulatorOptions {
   /** Number of simulated devices. */

@@ -9,16 +9,9 @@
 // Rows are sorted by key in every table so concurrent writers (several
 // instances) take row locks in the same order and cannot deadlock each other.
 import { Injectable } from '@nestjs/common';
-import type { Sample } from '../ingestion/payload-parser';
+import type { DeviceSeen, Sample } from '../telemetry/sample';
 import { DatabaseService } from './database.service';
 import { PartitionMaintainer } from './partition-maintainer';
-
-/** The device's first and last receive time within one batch. */
-export interface DeviceSeen {
-  deviceId: string;
-  firstSeenMs: number;
-  lastSeenMs: number;
-}
 
 const WRITE_BATCH_SQL = `
 WITH input AS (

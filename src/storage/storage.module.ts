@@ -1,11 +1,13 @@
 // Owns PostgreSQL: connection and migrations (DatabaseService), the daily
 // partitions of samples and their retention (PartitionMaintainer), and the
-// single batch write path for samples (SampleWriter).
+// single batch write path for samples (SampleWriter) and the read SQL
+// (TelemetryQueries).
 import { Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { DatabaseService } from './database.service';
 import { PartitionMaintainer } from './partition-maintainer';
 import { SampleWriter } from './sample-writer';
+import { TelemetryQueries } from './telemetry-queries';
 
 @Module({
   providers: [
@@ -24,7 +26,8 @@ import { SampleWriter } from './sample-writer';
       useFactory: (db: DatabaseService, config: AppConfig) => new PartitionMaintainer(db, config.storage.retentionDays),
     },
     SampleWriter,
+    TelemetryQueries,
   ],
-  exports: [DatabaseService, PartitionMaintainer, SampleWriter],
+  exports: [DatabaseService, PartitionMaintainer, SampleWriter, TelemetryQueries],
 })
 export class StorageModule {}

@@ -3,6 +3,15 @@
 // headless Chromium opens the page, picks a device, and live points must reach
 // the uPlot charts and the latest values. Saves a screenshot: to
 // docs/dashboard.png (the README's) with UPDATE_SCREENSHOT=1, else to a temp dir.
+// Then the range picker: 1 h, 24 h and 7 d draw buckets of the series route in
+// the browser's time zone (Asia/Kolkata here, so hour buckets start at :30
+// UTC) and keep folding live samples into them; a server without that route
+// gets raw samples and a note.
+//
+// The series route: when the app answers it (200), the page gets the app's
+// answer. When the app has no such route (404 "Cannot GET …"), the test
+// answers instead, with buckets computed from the app's raw samples
+// (test/support/series-answer.ts), so the page can be tested either way.
 //
 // Needs /usr/bin/chromium (`apt-get install -y chromium`): skipped without it,
 // except under CI=true, where its absence fails the run.
@@ -15,6 +24,7 @@ import { EmbeddedBroker } from '../../src/broker/embedded-broker';
 import { DEFAULT_OPTIONS, type SimulatorOptions } from '../../src/simulator/simulate-options';
 import { runSimulation, type SimulationProgress, type SimulationSummary } from '../../src/simulator/simulation';
 import { waitFor } from '../support/free-port';
+import { bucketStart, intervalMs, type RawSample, seriesAnswer, zoneOffsetMs } from '../support/series-answer';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -33,6 +43,8 @@ const SCREENSHOT =
     ? join(__dirname, '..', '..', 'docs', 'dashboard.png')
     : join(tmpdir(), `telemetry-hub-dashboard-${process.pid}.png`);
 const DEVICE = 'sim-001';
+const BROWSER_TIME_ZONE = 'Asia/Kolkata';
+const SERIES_URL = /\/api\/devices\/[^/]+\/series\?/;
 
 const haveChromium = existsSync(CHROMIUM);
 const inCi = process.env.CI === 'true';
@@ -90,7 +102,7 @@ describe('dashboard page', () => {
       url: mqttUrl,
       devices: 6,
       rate: 6,
-      duration: 120,
+      duration: 180,
       backfill: 8,
       seed: 7,
       badRatio: 0.02,
@@ -119,11 +131,41 @@ describe('dashboard page', () => {
         headless: true,
         args: CHROMIUM_FLAGS,
         viewport: { width: 1280, height: 800 },
+        timezoneId: BROWSER_TIME_ZONE,
       });
       const page: Page = context.pages()[0] ?? (await context.newPage());
       page.on('pageerror', (error) => pageErrors.push(error.message));
       page.on('console', (message) => {
-        if (message.type() === 'error') pageErrors.push(message.text());
+        // Chromium logs every 4xx fetch; the series route's 404 is expected where the server lacks it.
+        if (message.type() === 'error' && !SERIES_URL.test(message.location().url)) pageErrors.push(message.text());
+      });
+
+      const samplesOf = async (metric: string | undefined, fromMs: number, toMs = Date.now() + 60_000): Promise<RawSample[]> => {
+        const query = new URLSearchParams({ from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), limit: '10000' });
+        if (metric) query.set('metric', metric);
+        const res = await app.app.inject({ method: 'GET', url: `/api/devices/${DEVICE}/samples?${query}` });
+        expect(res.statusCode).toBe(200);
+        return (res.json() as { items: RawSample[] }).items;
+      };
+      const seriesRequests: URL[] = [];
+      const seriesAnsweredBy = { app: 0, test: 0 };
+      let seriesRouteMissing = false;
+      await context.route(SERIES_URL, async (route) => {
+        const url = new URL(route.request().url());
+        seriesRequests.push(url);
+        const notFound = { statusCode: 404, message: `Cannot GET ${url.pathname}${url.search}` };
+        if (seriesRouteMissing) return route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify(notFound) });
+        const response = await route.fetch();
+        const body = (await response.json().catch(() => ({}))) as { message?: string };
+        if (response.status() !== 404 || !/^Cannot /.test(String(body.message))) {
+          if (response.status() === 200) seriesAnsweredBy.app++;
+          return route.fulfill({ response });
+        }
+        seriesAnsweredBy.test++;
+        const q = Object.fromEntries(url.searchParams) as { from: string; to: string; interval: string; tz: string };
+        const step = intervalMs(q.interval);
+        const items = await samplesOf(undefined, Date.parse(q.from) - step, Date.parse(q.to) + step);
+        return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(seriesAnswer(DEVICE, items, q)) });
       });
 
       await page.goto(`${app.baseUrl}/`);
@@ -169,6 +211,66 @@ describe('dashboard page', () => {
       await waitFor(async () => (await page.locator('#device-list .activity[data-level="live"]').count()) === options.devices, 12_000, 'all devices live');
       await mkdir(join(SCREENSHOT, '..'), { recursive: true });
       await page.screenshot({ path: SCREENSHOT });
+      expect(seriesRequests).toEqual([]); // 10 minutes: raw samples only
+
+      // Longer ranges: buckets of the series route, then live samples folded in.
+      const temperatureChart = page.locator('#charts .chart[data-metric="temperature"]');
+      const chartNumber = (name: string) => temperatureChart.getAttribute(name).then(Number);
+      // The zone as the browser names it (Chromium says Asia/Calcutta, an alias that PostgreSQL and Intl know too).
+      const browserZone = await page.evaluate(() => Intl.DateTimeFormat().resolvedOptions().timeZone);
+      expect(zoneOffsetMs(browserZone, Date.now())).toBe(zoneOffsetMs(BROWSER_TIME_ZONE, Date.now()));
+      expect(zoneOffsetMs(browserZone, Date.now())).toBe(5.5 * 3_600_000);
+      const pageBuckets = async () => ((await temperatureChart.getAttribute('data-buckets')) ?? '').split(',').filter(Boolean).map(Number);
+      for (const [range, interval, rangeMs] of [['1h', '1m', 3_600_000], ['24h', '5m', 86_400_000], ['7d', '1h', 7 * 86_400_000]] as const) {
+        const step = intervalMs(interval);
+        const bucketsOf = (samples: RawSample[]) => new Set(samples.map((s) => bucketStart(Date.parse(s.ts), step, BROWSER_TIME_ZONE)));
+        const stored = await samplesOf('temperature', Date.now() - rangeMs);
+        const asked = seriesRequests.length;
+        await page.locator(`#range button[data-range="${range}"]`).click();
+        expect(await page.locator(`#range button[data-range="${range}"]`).getAttribute('aria-pressed')).toBe('true');
+        await page.locator(`#charts[data-mode="series"][data-range="${range}"]`).waitFor({ timeout: 5000 });
+        await waitFor(async () => (await temperatureChart.count()) === 1 && (await chartNumber('data-points')) > 0, 10_000, `the ${range} series`);
+
+        const request = seriesRequests[asked];
+        expect(request.pathname).toBe(`/api/devices/${DEVICE}/series`);
+        expect({ interval: request.searchParams.get('interval'), tz: request.searchParams.get('tz'), fill: request.searchParams.get('fill') }).toEqual({
+          interval,
+          tz: browserZone,
+          fill: 'null',
+        });
+        expect(request.searchParams.get('agg')?.split(',').sort()).toEqual(['avg', 'count', 'max', 'min']);
+        expect(Date.parse(request.searchParams.get('to') ?? '') - Date.parse(request.searchParams.get('from') ?? '')).toBe(rangeMs);
+
+        // Every stored sample is in a bucket, aligned on the browser's clock, and nothing else is.
+        const shown = { samples: await chartNumber('data-samples'), buckets: await pageBuckets() };
+        const storedNow = await samplesOf('temperature', Date.now() - rangeMs);
+        expect(shown.samples).toBeGreaterThanOrEqual(stored.length);
+        expect(shown.samples).toBeLessThanOrEqual(storedNow.length);
+        for (const b of bucketsOf(stored)) expect(shown.buckets).toContain(b);
+        for (const b of shown.buckets) expect(bucketsOf(storedNow).has(b)).toBe(true);
+        expect(await page.locator('#charts .chart').count()).toBe(4);
+        expect(await page.locator('#range-note').isHidden()).toBe(true);
+
+        // Live samples keep arriving into the (aligned) buckets.
+        // (30 s: the simulated device may fall silent for up to 20 readings.)
+        await waitFor(async () => (await chartNumber('data-samples')) >= shown.samples + 2, 30_000, `live samples in the ${range} buckets`);
+        const later = await samplesOf('temperature', Date.now() - rangeMs);
+        for (const b of await pageBuckets()) expect(bucketsOf(later).has(b)).toBe(true);
+      }
+      expect(seriesRequests.length).toBeGreaterThanOrEqual(3);
+      expect(seriesAnsweredBy.app + seriesAnsweredBy.test).toBe(seriesRequests.length);
+
+      // A server without the series route: the page says so and shows raw samples of the range.
+      seriesRouteMissing = true;
+      await page.reload(); // same device (URL hash) and range (7 d, remembered)
+      await page.locator('#range-note').waitFor({ state: 'visible', timeout: 10_000 });
+      expect(await page.locator('#range-note').textContent()).toContain('raw samples');
+      expect(await page.locator('#range button[data-range="7d"]').getAttribute('aria-pressed')).toBe('true');
+      expect(await page.locator('#charts').getAttribute('data-mode')).toBe('raw');
+      await waitFor(async () => (await plotted()) > 1200, 10_000, 'raw samples of the range');
+      await page.locator('#range button[data-range="10m"]').click();
+      expect(await page.locator('#range-note').isHidden()).toBe(true);
+      await waitFor(async () => (await plotted()) > 1200, 10_000, 'the last 10 minutes again');
       expect(pageErrors).toEqual([]);
     } finally {
       await context?.close().catch(() => undefined);
@@ -178,5 +280,5 @@ describe('dashboard page', () => {
     const summary = await simulation;
     expect(summary.errors).toBe(0);
     expect(summary.unacknowledged).toBe(0);
-  }, 60_000);
+  }, 150_000);
 });

@@ -6,10 +6,10 @@
 // to the memory cache during the outage is served (cache.service.ts resync:
 // outage writes are replayed as deletions on Redis and the memory store is emptied).
 import Redis from 'ioredis';
-import type { Sample } from '../../src/ingestion/payload-parser';
+import type { Sample } from '../../src/telemetry/sample';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { CacheService } from '../../src/cache/cache.service';
-import { cacheKeys } from '../../src/cache/cache-keys';
+import { cacheKeys } from '../../src/redis/redis-names';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -149,7 +149,7 @@ describeWithServers(['postgres'])('cache fallback when Redis dies or hangs (priv
     await testApp?.close();
     await redisServer?.destroy();
     await db?.drop();
-    // eslint-disable-next-line no-console
+     
     console.log(`cache-faults latency (ms; normal = max of cold + warm requests before the fault):\n${JSON.stringify(report, null, 1)}`);
   });
 

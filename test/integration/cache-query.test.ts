@@ -4,11 +4,11 @@
 // sees them, hit/miss accounting, single-flight loads, invalidation, admin
 // guards, and the error shape.
 import Redis from 'ioredis';
-import type { Sample } from '../../src/ingestion/payload-parser';
+import type { Sample } from '../../src/telemetry/sample';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { CacheService } from '../../src/cache/cache.service';
-import { cacheKeys } from '../../src/cache/cache-keys';
-import { TelemetryQueries } from '../../src/query/telemetry-queries';
+import { cacheKeys } from '../../src/redis/redis-names';
+import { TelemetryQueries } from '../../src/storage/telemetry-queries';
 import { scanKeys } from '../support/redis-keys';
 import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';

@@ -3,7 +3,7 @@
 // figures are: 0 when just computed, then the seconds since, from the cache
 // entry's remaining lifetime, on Redis and on the memory store alike.
 import Redis from 'ioredis';
-import { cacheKeys } from '../../src/cache/cache-keys';
+import { cacheKeys } from '../../src/redis/redis-names';
 import { describeWithServers, serversAvailable, sharedRedisUrl } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';

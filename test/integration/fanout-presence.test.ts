@@ -4,7 +4,7 @@
 // at once, long before the 5-second presence heartbeat.
 import Redis from 'ioredis';
 import { FanoutService } from '../../src/realtime/fanout.service';
-import type { Sample } from '../../src/ingestion/payload-parser';
+import type { Sample } from '../../src/telemetry/sample';
 import { freePort } from '../support/free-port';
 import { describeWithServers, SHARED_REDIS_URL } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';

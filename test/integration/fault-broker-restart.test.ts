@@ -25,29 +25,19 @@
 // - the messages published after the restart are stored (the service really
 //   receives again, not just "connected");
 // - every published point exactly once, rollups exact.
-import type { MqttClient } from 'mqtt';
-import { Client } from 'pg';
 import { describeWithServers } from '../support/servers';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
-import { PrivateMosquitto } from '../support/private-mosquitto';
-import { connectDevice } from '../support/publisher';
 import { waitFor } from '../support/free-port';
-import { type AppProcess, buildService, startAppProcess } from '../support/app-process';
+import { FaultScenario, fetchHealth as health } from '../support/fault-scenario';
 import {
   METRICS,
   createLoad,
-  expectNoRejections,
   ingested,
   missingRanges,
-  newProgress,
   partialMessages,
-  publishWindowed,
   received,
   sampleCount,
   storedMessages,
   verifyStoredExactlyOnce,
-  waitUntilIdle,
-  waitUntilStored,
 } from '../support/load-check';
 
 const MESSAGES = 12_000;
@@ -62,11 +52,6 @@ const INSTANCE_ID = 'fault-broker';
 
 const load = createLoad({ prefix: 'fbr', messages: MESSAGES, devices: DEVICES });
 
-interface HealthBody {
-  status: string;
-  checks: Record<string, { status: string; error?: string }>;
-}
-
 /** ['up','up','down'] → { up: 2, down: 1 } */
 function tally(values: string[]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -75,44 +60,24 @@ function tally(values: string[]): Record<string, number> {
 }
 
 describeWithServers(['postgres'])('Mosquitto restarted during ingestion (private broker)', () => {
-  let broker: PrivateMosquitto | undefined;
-  let db: TestDatabase | undefined;
-  let app: AppProcess | undefined;
-  let device: MqttClient | undefined;
-  let locker: Client | undefined;
+  let stage: FaultScenario | undefined;
   /** Set by the scenario for the checks that follow it. */
   let outcome: { ackedBeforeStop: number; sentBeforeRestart: number; stored: boolean[] } | undefined;
 
   beforeAll(async () => {
-    await buildService();
-    [broker, db] = await Promise.all([PrivateMosquitto.start(), createTestDatabase('fault_broker')]);
+    stage = await FaultScenario.start({ label: 'fault_broker' });
   }, 120_000);
 
   afterAll(async () => {
-    await locker?.end().catch(() => undefined);
-    await app?.stop().catch(() => undefined);
-    await device?.endAsync(true).catch(() => undefined);
-    await broker?.destroy().catch(() => undefined);
-    await db?.drop().catch(() => undefined);
+    await stage?.destroy();
   }, 60_000);
 
-  async function health(target: AppProcess): Promise<{ status: number; body: HealthBody | undefined }> {
-    const res = await target.fetch('/health', { signal: AbortSignal.timeout(3000) });
-    return { status: res.status, body: (await res.json().catch(() => undefined)) as HealthBody | undefined };
-  }
-
   it('reconnects and resubscribes by itself to its persisted session; the publisher completes', async () => {
-    const database = db as TestDatabase;
-    const mqttBroker = broker as PrivateMosquitto;
+    const scene = stage as FaultScenario;
+    const database = scene.db;
+    const mqttBroker = scene.broker;
     const started = Date.now();
-    const first = await startAppProcess({
-      DATABASE_URL: database.url,
-      MQTT_URL: mqttBroker.url,
-      INSTANCE_ID,
-      INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING),
-    });
-    app = first;
-    await first.waitForOutput(/"msg":"subscribed"/, 10_000);
+    const first = await scene.startApp({ INSTANCE_ID, INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING) });
     const subscribedLines = () => first.logRecords().filter((r) => r.msg === 'subscribed');
 
     // A publisher that survives the restart: persistent session, retries its un-acked publishes.
@@ -122,27 +87,17 @@ describeWithServers(['postgres'])('Mosquitto restarted during ingestion (private
     // by the broker, before the service could ever see it (a broker limitation,
     // documented in docs/reliability.md; messages queued for the service's
     // session before the restart do survive, and are checked below).
-    const publisher = await connectDevice(mqttBroker.url, {
-      clientId: `fbr-publisher-${process.pid}`,
-      clean: false,
-      reconnectPeriod: 0,
-    });
-    device = publisher;
+    const publishing = await scene.publish(load, { window: WINDOW, ratePerSec: RATE }, { clean: false, reconnectPeriod: 0 });
+    const { client: publisher, progress } = publishing;
     publisher.on('error', () => undefined); // connection refused while the broker is down
     let publisherReconnects = 0;
     publisher.on('reconnect', () => publisherReconnects++);
-    const progress = newProgress();
-    const published = publishWindowed(publisher, load, { window: WINDOW, ratePerSec: RATE }, progress);
-    published.catch(() => undefined); // awaited below
 
     // 1. Part of the stream commits.
-    await waitFor(async () => (await sampleCount(database)) >= STALL_AFTER_SAMPLES, 20_000, `${STALL_AFTER_SAMPLES} committed samples`);
+    await scene.waitForCommitted(STALL_AFTER_SAMPLES);
 
     // 2. Stall the service's writes until it holds its limit and the broker queues the rest.
-    locker = new Client({ connectionString: database.url, application_name: 'fault-broker-lock' });
-    await locker.connect();
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE samples IN EXCLUSIVE MODE');
+    const stall = await scene.stallWrites('fault-broker-lock');
     let atStop = { received: 0, ingested: 0, publisherAcked: 0 };
     await waitFor(
       async () => {
@@ -170,9 +125,7 @@ describeWithServers(['postgres'])('Mosquitto restarted during ingestion (private
 
     // 4. Let the stalled writes commit. Their PUBACKs cannot reach the stopped broker:
     //    the broker must redeliver those messages from its persistence file.
-    await locker.query('ROLLBACK');
-    await locker.end();
-    locker = undefined;
+    await stall.release();
     const releasedAt = Date.now();
     await waitFor(async () => (await health(first)).body?.checks.mqtt.status === 'down', 10_000, '/health to report mqtt down');
     const mqttDownAfterReleaseMs = Date.now() - releasedAt;
@@ -201,17 +154,12 @@ describeWithServers(['postgres'])('Mosquitto restarted during ingestion (private
     expect((await health(first)).body?.checks.mqtt.status).toBe('up');
     expect(first.logRecords().filter((r) => r.msg === 'MQTT broker disconnected').length).toBeGreaterThanOrEqual(1);
 
-    // 7. The publisher completes (its un-acked publishes retried after its reconnect).
-    await published;
-    expect(progress.acked).toBe(MESSAGES);
+    // 7. The publisher completes (its un-acked publishes retried after its reconnect), and
+    //    everything the service will get, it gets: all stored, or idle for 2 s.
+    const { final } = await scene.drain(first, load, publishing);
     expect(publisherReconnects).toBeGreaterThan(0);
-
-    // Everything the service will get, it gets: all stored, or idle for 2 s.
-    await waitUntilStored(database, load, first);
-    const final = await waitUntilIdle(first);
     expect(first.running).toBe(true);
     expect(await partialMessages(database)).toBe(0);
-    expectNoRejections(final);
     const stored = await storedMessages(database, load);
     outcome = { ackedBeforeStop, sentBeforeRestart, stored };
 
@@ -251,6 +199,6 @@ describeWithServers(['postgres'])('Mosquitto restarted during ingestion (private
 
   it('stores every published point exactly once, with rollups equal to GROUP BY over samples', async () => {
     if (!outcome) throw new Error('the scenario above did not complete');
-    await verifyStoredExactlyOnce(db as TestDatabase, load);
+    await verifyStoredExactlyOnce((stage as FaultScenario).db, load);
   });
 });

@@ -18,26 +18,10 @@
 // exactly once and the hourly rollups equal a GROUP BY over samples.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MqttClient } from 'mqtt';
-import { PrivatePostgres, PG_BIN } from '../support/private-postgres';
-import { PrivateMosquitto } from '../support/private-mosquitto';
-import { connectDevice } from '../support/publisher';
+import { PG_BIN } from '../support/private-postgres';
 import { waitFor } from '../support/free-port';
-import { type AppProcess, buildService, startAppProcess } from '../support/app-process';
-import {
-  METRICS,
-  createLoad,
-  expectNoRejections,
-  ingested,
-  newProgress,
-  partialMessages,
-  publishWindowed,
-  received,
-  sampleCount,
-  verifyStoredExactlyOnce,
-  waitUntilIdle,
-  waitUntilStored,
-} from '../support/load-check';
+import { FaultScenario, fetchHealth as health, type HealthBody } from '../support/fault-scenario';
+import { METRICS, createLoad, ingested, partialMessages, received, verifyStoredExactlyOnce } from '../support/load-check';
 
 const MESSAGES = 16_000;
 const DEVICES = 200;
@@ -48,11 +32,6 @@ const OUTAGE_MS = 5000;
 const STOP_AFTER_SAMPLES = Math.floor(MESSAGES * 0.15) * METRICS.length;
 const INSTANCE_ID = 'fault-postgres';
 const load = createLoad({ prefix: 'pgo', messages: MESSAGES, devices: DEVICES });
-
-interface HealthBody {
-  status: string;
-  checks: Record<string, { status: string; error?: string }>;
-}
 
 interface Poll {
   at: number; // ms since the stop completed
@@ -68,50 +47,28 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const describeIfPostgresBinaries = existsSync(join(PG_BIN, 'initdb')) ? describe : describe.skip;
 
 describeIfPostgresBinaries('PostgreSQL stopped during ingestion (private cluster and broker)', () => {
-  let pg: PrivatePostgres | undefined;
-  let broker: PrivateMosquitto | undefined;
-  let app: AppProcess | undefined;
-  let device: MqttClient | undefined;
+  let stage: FaultScenario | undefined;
 
   beforeAll(async () => {
-    await buildService();
-    [pg, broker] = await Promise.all([PrivatePostgres.start(), PrivateMosquitto.start()]);
+    stage = await FaultScenario.start({ label: 'fault_postgres', postgres: 'private' });
   }, 120_000);
 
   afterAll(async () => {
-    await app?.stop().catch(() => undefined);
-    await device?.endAsync(true).catch(() => undefined);
-    await broker?.destroy().catch(() => undefined);
-    await pg?.destroy().catch(() => undefined);
+    await stage?.destroy();
   }, 60_000);
 
-  async function health(target: AppProcess): Promise<{ status: number; body: HealthBody | undefined }> {
-    const res = await target.fetch('/health', { signal: AbortSignal.timeout(3000) });
-    const body = (await res.json().catch(() => undefined)) as HealthBody | undefined;
-    return { status: res.status, body };
-  }
-
   it('stays up, reports down, holds at most INGEST_MAX_PENDING_MESSAGES, and stores everything once after PostgreSQL returns', async () => {
-    const db = pg as PrivatePostgres;
-    const mqttBroker = broker as PrivateMosquitto;
+    const scene = stage as FaultScenario;
+    const db = scene.postgres;
     const started = Date.now();
-    const first = await startAppProcess({
-      DATABASE_URL: db.url,
-      MQTT_URL: mqttBroker.url,
-      INSTANCE_ID,
-      INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING),
-    });
-    app = first;
-    await first.waitForOutput(/"msg":"subscribed"/, 10_000);
+    const first = await scene.startApp({ INSTANCE_ID, INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING) });
     expect((await health(first)).status).toBe(200);
 
-    device = await connectDevice(mqttBroker.url, { clientId: `pgo-publisher-${process.pid}` });
-    const progress = newProgress();
-    const published = publishWindowed(device, load, { window: WINDOW, ratePerSec: RATE }, progress);
-    published.catch(() => undefined); // awaited below
+    const publishing = await scene.publish(load, { window: WINDOW, ratePerSec: RATE });
+    const { progress } = publishing;
 
     // 1. Part of the stream is committed.
-    await waitFor(async () => (await sampleCount(db)) >= STOP_AFTER_SAMPLES, 20_000, `${STOP_AFTER_SAMPLES} committed samples`);
+    await scene.waitForCommitted(STOP_AFTER_SAMPLES);
 
     // 2. Stop PostgreSQL (fast: in-flight writes are rolled back, connections cut).
     const beforeStop = await first.metrics();
@@ -187,18 +144,14 @@ describeIfPostgresBinaries('PostgreSQL stopped during ingestion (private cluster
     const healthy = await health(first);
     expect(healthy.body?.checks.postgres.status).toBe('up');
 
-    await published;
-    expect(progress.acked).toBe(MESSAGES);
-    await waitUntilStored(db, load, first);
-    const resumedAfterMs = Date.now() - restartedAt;
-    const final = await waitUntilIdle(first);
+    const { final, storedAt } = await scene.drain(first, load, publishing);
+    const resumedAfterMs = storedAt - restartedAt;
     expect(first.running).toBe(true);
 
     // 5. Every published point exactly once; rollups exact.
     expect(await partialMessages(db)).toBe(0);
     await verifyStoredExactlyOnce(db, load);
     expect(ingested(final)).toBe(load.expectedSamples);
-    expectNoRejections(final);
 
     // 6. One line for each change of reachability, not one per retry or health check.
     const messages = first.logRecords().map((r) => r.msg);

@@ -17,28 +17,12 @@
 // every published point is stored exactly once, rollups exact. And since the
 // first process acknowledged everything it committed, the broker delivers to
 // the second exactly the messages that were not stored yet — not one more.
-import type { MqttClient } from 'mqtt';
 import { describeWithServers } from '../support/servers';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
-import { PrivateMosquitto } from '../support/private-mosquitto';
-import { connectDevice } from '../support/publisher';
 import { waitFor } from '../support/free-port';
 import { WsTestClient } from '../support/ws-client';
-import { type AppProcess, type ExitInfo, buildService, startAppProcess } from '../support/app-process';
-import {
-  METRICS,
-  createLoad,
-  expectNoRejections,
-  ingested,
-  newProgress,
-  partialMessages,
-  publishWindowed,
-  received,
-  sampleCount,
-  verifyStoredExactlyOnce,
-  waitUntilIdle,
-  waitUntilStored,
-} from '../support/load-check';
+import type { ExitInfo } from '../support/app-process';
+import { FaultScenario } from '../support/fault-scenario';
+import { METRICS, createLoad, ingested, partialMessages, received, sampleCount, verifyStoredExactlyOnce } from '../support/load-check';
 
 const MESSAGES = 16_000;
 const DEVICES = 200;
@@ -54,11 +38,8 @@ const INSTANCE_ID = 'fault-sigterm';
 const load = createLoad({ prefix: 'fst', messages: MESSAGES, devices: DEVICES });
 
 describeWithServers(['postgres'])('SIGTERM during ingestion (private broker)', () => {
-  let broker: PrivateMosquitto | undefined;
-  let db: TestDatabase | undefined;
-  let device: MqttClient | undefined;
+  let stage: FaultScenario | undefined;
   let ws: WsTestClient | undefined;
-  const apps: AppProcess[] = [];
   /** Set by the scenario for the checks that follow it. */
   let observed:
     | {
@@ -84,46 +65,36 @@ describeWithServers(['postgres'])('SIGTERM during ingestion (private broker)', (
   };
 
   beforeAll(async () => {
-    await buildService();
-    [broker, db] = await Promise.all([PrivateMosquitto.start(), createTestDatabase('fault_sigterm')]);
+    stage = await FaultScenario.start({ label: 'fault_sigterm' });
   }, 120_000);
 
   afterAll(async () => {
     await ws?.close().catch(() => undefined);
-    for (const app of apps) await app.stop(5000).catch(() => undefined);
-    await device?.endAsync(true).catch(() => undefined);
-    await broker?.destroy().catch(() => undefined);
-    await db?.drop().catch(() => undefined);
+    await stage?.destroy();
   }, 60_000);
 
   it('scenario: SIGTERM mid-load, then a restart with the same environment drains the rest', async () => {
-    const database = db as TestDatabase;
-    const mqttBroker = broker as PrivateMosquitto;
+    const scene = stage as FaultScenario;
+    const database = scene.db;
     const started = Date.now();
-    const first = await startAppProcess({
-      DATABASE_URL: database.url,
-      MQTT_URL: mqttBroker.url,
+    const first = await scene.startApp({
       INSTANCE_ID,
       // Batches close after 1 s (or 5000 messages), so at SIGTERM the service holds
       // up to a second of received, uncommitted messages that shutdown must commit.
       INGEST_FLUSH_INTERVAL_MS: String(FLUSH_INTERVAL_MS),
       INGEST_MAX_BATCH_SAMPLES: String(5000 * METRICS.length),
     });
-    apps.push(first);
-    await first.waitForOutput(/"msg":"subscribed"/, 10_000);
 
     const client = await WsTestClient.connect(`${first.baseUrl.replace('http', 'ws')}/ws`);
     ws = client;
     client.send('subscribe', { deviceId: '*' });
     await client.nextEvent('subscribed', (d) => d.deviceId === '*');
 
-    device = await connectDevice(mqttBroker.url, { clientId: `fst-publisher-${process.pid}` });
-    const progress = newProgress();
-    const published = publishWindowed(device, load, { window: WINDOW, ratePerSec: RATE }, progress);
-    published.catch(() => undefined); // awaited below
+    const publishing = await scene.publish(load, { window: WINDOW, ratePerSec: RATE });
+    const { progress } = publishing;
 
     // 1. Part of the stream is committed, and pushed to the WebSocket client.
-    await waitFor(async () => (await sampleCount(database)) >= SIGTERM_AFTER_SAMPLES, 20_000, `${SIGTERM_AFTER_SAMPLES} committed samples`);
+    await scene.waitForCommitted(SIGTERM_AFTER_SAMPLES);
     await waitFor(() => client.all('sample').length > 0, 5000, 'samples on the WebSocket');
 
     // 2. SIGTERM mid-load.
@@ -153,14 +124,8 @@ describeWithServers(['postgres'])('SIGTERM during ingestion (private broker)', (
     const partialAfterFirst = await partialMessages(database);
 
     // 4. Same environment: same client id, same persistent session; the broker delivers what it kept.
-    const second = await startAppProcess(first.env);
-    apps.push(second);
-    await second.waitForOutput(/^(?=.*"msg":"subscribed")(?=.*"sessionPresent":true)/, 10_000);
-    await published;
-    expect(progress.acked).toBe(MESSAGES);
-    await waitUntilStored(database, load, second);
-    const final = await waitUntilIdle(second);
-    expectNoRejections(final);
+    const second = await scene.restartApp(first);
+    const { final } = await scene.drain(second, load, publishing);
 
     observed = {
       exit,
@@ -236,6 +201,6 @@ describeWithServers(['postgres'])('SIGTERM during ingestion (private broker)', (
 
   it('after the restart every published point is stored exactly once, with rollups equal to GROUP BY over samples', async () => {
     scenario();
-    await verifyStoredExactlyOnce(db as TestDatabase, load);
+    await verifyStoredExactlyOnce((stage as FaultScenario).db, load);
   });
 });

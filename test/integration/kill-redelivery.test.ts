@@ -26,28 +26,17 @@
 // own; a double store would show in the rollups (count/sum/min/max against a
 // GROUP BY over samples). The second process' ingested counter must equal
 // exactly the rows that were missing after the crash (separate test below).
-import type { MqttClient } from 'mqtt';
-import { Client } from 'pg';
 import { describeWithServers } from '../support/servers';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
-import { PrivateMosquitto } from '../support/private-mosquitto';
-import { connectDevice } from '../support/publisher';
-import { clearSession } from '../support/mqtt-session';
 import { waitFor } from '../support/free-port';
-import { type AppProcess, buildService, startAppProcess } from '../support/app-process';
+import { FaultScenario } from '../support/fault-scenario';
 import {
   METRICS,
   createLoad,
-  expectNoRejections,
   ingested,
-  newProgress,
   partialMessages,
-  publishWindowed,
   received,
   sampleCount as countSamples,
   verifyStoredExactlyOnce,
-  waitUntilIdle,
-  waitUntilStored,
 } from '../support/load-check';
 
 const MESSAGES = 20_000;
@@ -57,38 +46,24 @@ const EXPECTED_SAMPLES = load.expectedSamples;
 const WINDOW = 500; // un-acked publishes the publisher keeps in flight
 const KILL_AFTER_SAMPLES = Math.floor(EXPECTED_SAMPLES * 0.05);
 const INSTANCE_ID = 'kill-redelivery';
-const CLIENT_ID = `telemetry-hub-${INSTANCE_ID}`;
 
 describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker redelivery', () => {
-  let broker: PrivateMosquitto;
-  let db: TestDatabase;
-  let device: MqttClient | undefined;
-  let locker: Client | undefined;
-  const apps: AppProcess[] = [];
+  let stage: FaultScenario;
   let observed: { committedByFirst: number; ingestedBySecond: number } | undefined;
 
   beforeAll(async () => {
-    await buildService();
-    broker = await PrivateMosquitto.start();
-    db = await createTestDatabase('kill_redelivery');
+    stage = await FaultScenario.start({ label: 'kill_redelivery' });
   }, 120_000);
 
   afterAll(async () => {
-    await locker?.end().catch(() => undefined);
-    for (const app of apps) await app.stop().catch(() => undefined);
-    await device?.endAsync().catch(() => undefined);
-    if (broker) {
-      await clearSession(broker.url, CLIENT_ID).catch(() => undefined);
-      await broker.destroy();
-    }
-    await db?.drop();
+    await stage?.destroy();
   }, 60_000);
 
-  const sampleCount = () => countSamples(db);
+  const sampleCount = () => countSamples(stage.db);
 
   /** The service's PostgreSQL sessions (application_name telemetry-hub) on our database. */
   async function serviceBackends(): Promise<Array<{ pid: number; state: string | null; waiting: boolean }>> {
-    return db.query(
+    return stage.db.query(
       `SELECT pid, state, wait_event_type = 'Lock' AS waiting FROM pg_stat_activity
        WHERE datname = current_database() AND application_name = 'telemetry-hub' ORDER BY pid`,
     );
@@ -96,25 +71,18 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
 
   it('stores every acknowledged point exactly once across a SIGKILL and keeps rollups exact', async () => {
     const started = Date.now();
-    const env = { DATABASE_URL: db.url, MQTT_URL: broker.url, INSTANCE_ID, LOG_LEVEL: 'info' };
-    const first = await startAppProcess(env);
-    apps.push(first);
+    const db = stage.db;
     // Live answers only after start-up, which waits for the subscription: the session exists from here on.
-    await first.waitForOutput(/^(?=.*"msg":"subscribed")(?=.*"clientId":"telemetry-hub-kill-redelivery")/, 10_000);
+    const first = await stage.startApp({ INSTANCE_ID, LOG_LEVEL: 'info' });
 
-    device = await connectDevice(broker.url, { clientId: `kr-publisher-${process.pid}` });
-    const progress = newProgress();
-    const published = publishWindowed(device, load, { window: WINDOW }, progress);
-    published.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+    const publishing = await stage.publish(load, { window: WINDOW });
+    const { progress } = publishing;
 
     // 1. Let part of the stream commit.
-    await waitFor(async () => (await sampleCount()) >= KILL_AFTER_SAMPLES, 30_000, `${KILL_AFTER_SAMPLES} committed samples`);
+    await stage.waitForCommitted(KILL_AFTER_SAMPLES, 30_000);
 
     // 2. Stall writes: LOCK waits for writes in progress, then every new write waits on it.
-    locker = new Client({ connectionString: db.url, application_name: 'kill-redelivery-lock' });
-    await locker.connect();
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE samples IN EXCLUSIVE MODE');
+    const stall = await stage.stallWrites('kill-redelivery-lock');
     // Wait until a write of the service is stalled on the lock and none is running.
     let stalledWrites = 0;
     await waitFor(
@@ -131,9 +99,7 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
     const scraped = await first.metrics();
     expect(await first.kill('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
     const publisherAckedAtKill = progress.acked;
-    await locker.query('ROLLBACK');
-    await locker.end();
-    locker = undefined;
+    await stall.release();
     await waitFor(async () => (await serviceBackends()).length === 0, 15_000, 'the killed service’s PostgreSQL sessions to end');
     const committedByFirst = await sampleCount();
 
@@ -159,16 +125,10 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
     expect(heldAtKill).toBeGreaterThan(0);
 
     // 4. Same environment (same PORT too): same client id, same persistent session.
-    const second = await startAppProcess(first.env);
-    apps.push(second);
-    await second.waitForOutput(/^(?=.*"msg":"subscribed")(?=.*"sessionPresent":true)/, 10_000);
-    await published;
-    expect(progress.acked).toBe(MESSAGES);
-
-    // Done when every point is there, or (failure) when the second process has been idle for 2 s.
-    await waitUntilStored(db, load, second);
-    // Let redeliveries still on their way land (they must not add or change anything).
-    const final = await waitUntilIdle(second);
+    const second = await stage.restartApp(first);
+    // Every PUBACK; done when every point is there, or (failure) when the second process has been
+    // idle for 2 s; then redeliveries still on their way land (they must not add or change anything).
+    const { final } = await stage.drain(second, load, publishing);
     expect(await sampleCount()).toBe(EXPECTED_SAMPLES);
 
     // (a) every published point exactly once, with its value; (b) hourly rollups equal
@@ -187,7 +147,6 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
     expect(storedButUnacked).toBeGreaterThan(0);
     // Messages that reached the service twice (= heldAtKill + storedButUnacked; reported, not asserted).
     const redeliveredAtLeast = receivedByFirst + receivedBySecond - MESSAGES;
-    expectNoRejections(final);
     observed = { committedByFirst, ingestedBySecond: ingested(final) };
 
     const summary = {

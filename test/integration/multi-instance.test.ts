@@ -21,16 +21,12 @@
 // running in parallel may publish on telemetry:fanout too, so samples are
 // counted for this run's device ids only.
 import Redis from 'ioredis';
-import type { MqttClient } from 'mqtt';
 import { scanKeys } from '../support/redis-keys';
-import { type AppProcess, buildService, metricValue, startAppProcess } from '../support/app-process';
+import { type AppProcess, metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
-import { createLoad, newProgress, publishWindowed, received, sampleCount, verifyStoredExactlyOnce, expectNoRejections } from '../support/load-check';
-import { clearSession } from '../support/mqtt-session';
-import { PrivateMosquitto } from '../support/private-mosquitto';
-import { connectDevice } from '../support/publisher';
+import { FaultScenario } from '../support/fault-scenario';
+import { createLoad, received, verifyStoredExactlyOnce, expectNoRejections } from '../support/load-check';
 import { describeWithServers, sharedRedisUrl } from '../support/servers';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { type Frame, lockSharedRedisDb, WsTestClient } from '../support/ws-client';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -46,11 +42,9 @@ const load = createLoad({ prefix: `mi${run}`, messages: MESSAGES, devices: DEVIC
 const INSTANCE_IDS = [1, 2, 3].map((n) => `mi-${n}-${run}`);
 
 describeWithServers(['postgres', 'redis'])('three built instances on one broker, database and Redis', () => {
-  let broker: PrivateMosquitto | undefined;
-  let db: TestDatabase;
+  let stage: FaultScenario | undefined;
   let redis: Redis;
   let release: (() => Promise<void>) | undefined;
-  let publisher: MqttClient | undefined;
   const apps: AppProcess[] = [];
   const clients: WsTestClient[] = [];
 
@@ -73,16 +67,9 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
     redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
     await redis.connect();
     await redis.flushdb();
-    // Assigned as each is ready, so afterAll cleans up whatever started even if another step failed.
-    await Promise.all([
-      PrivateMosquitto.start().then((b) => (broker = b)),
-      createTestDatabase('multi_instance').then((d) => (db = d)),
-      buildService(),
-    ]);
+    const scene = (stage = await FaultScenario.start({ label: 'multi_instance' }));
     const env = {
-      DATABASE_URL: db.url,
       REDIS_URL,
-      MQTT_URL: (broker as PrivateMosquitto).url,
       ADMIN_API_KEY: ADMIN_KEY,
       // One token per 6 s: the rate-limit test's 100 messages refill nothing measurable.
       WS_RATE_LIMIT: '100',
@@ -93,25 +80,17 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
     // (All three at once on a fresh database fails about every other time: DatabaseService
     // runs the migrations without a lock, and a loser exits with 'relation "devices" already
     // exists' or a duplicate pg_type key.)
-    apps.push(await startAppProcess({ ...env, INSTANCE_ID: INSTANCE_IDS[0] }));
-    const rest = await Promise.allSettled(INSTANCE_IDS.slice(1).map((INSTANCE_ID) => startAppProcess({ ...env, INSTANCE_ID })));
-    for (const result of rest) if (result.status === 'fulfilled') apps.push(result.value); // afterAll stops them
+    // Each resolves once its instance has subscribed; the stage stops whichever started.
+    apps.push(await scene.startApp({ ...env, INSTANCE_ID: INSTANCE_IDS[0] }));
+    const rest = await Promise.allSettled(INSTANCE_IDS.slice(1).map((INSTANCE_ID) => scene.startApp({ ...env, INSTANCE_ID })));
+    for (const result of rest) if (result.status === 'fulfilled') apps.push(result.value);
     const failed = rest.find((result) => result.status === 'rejected');
     if (failed) throw failed.reason;
-    for (const [i, app] of apps.entries()) {
-      await app.waitForOutput(new RegExp(`^(?=.*"msg":"subscribed")(?=.*"clientId":"telemetry-hub-${INSTANCE_IDS[i]}")`), 10_000);
-    }
   }, 90_000);
 
   afterAll(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
-    await publisher?.endAsync().catch(() => undefined);
-    await Promise.all(apps.map((app) => app.stop().catch(() => undefined)));
-    if (broker) {
-      for (const id of INSTANCE_IDS) await clearSession(broker.url, `telemetry-hub-${id}`).catch(() => undefined);
-      await broker.destroy();
-    }
-    await db?.drop();
+    await stage?.destroy();
     if (redis) {
       await redis.flushdb().catch(() => undefined);
       await redis.quit().catch(() => redis.disconnect());
@@ -126,16 +105,15 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
     const ours = (f: Frame) => f.event === 'sample' && typeof f.data?.deviceId === 'string' && f.data.deviceId.startsWith(`mi${run}-`);
     const seen = () => new Set(watcher.frames.filter(ours).map((f) => `${f.data.deviceId}|${f.data.ts}`));
 
-    publisher = await connectDevice(broker!.url, { clientId: `mi-publisher-${run}` });
+    const scene = stage as FaultScenario;
     const started = Date.now();
-    const progress = newProgress();
     // Paced so the watcher (in this process, next to the publisher) keeps up with its socket.
-    await publishWindowed(publisher, load, { window: 500, ratePerSec: 4000 }, progress);
+    await (await scene.publish(load, { window: 500, ratePerSec: 4000 }, { clientId: `mi-publisher-${run}` })).done;
     const publishedMs = Date.now() - started;
 
-    await waitFor(async () => (await sampleCount(db)) >= load.expectedSamples, 30_000, `${load.expectedSamples} stored samples`);
+    await scene.waitForCommitted(load.expectedSamples, 30_000);
     const storedMs = Date.now() - started;
-    await verifyStoredExactlyOnce(db, load);
+    await verifyStoredExactlyOnce(scene.db, load);
 
     // Every instance took part; together they received every message (more only through redelivery).
     const texts = await Promise.all(apps.map((app) => app.metrics()));

@@ -5,7 +5,7 @@
 // writer's retry when a partition is missing. Each group has its own database.
 import { Logger } from '@nestjs/common';
 import { loadConfig } from '../../src/config/load-config';
-import type { Sample } from '../../src/ingestion/payload-parser';
+import type { Sample } from '../../src/telemetry/sample';
 import { DatabaseService } from '../../src/storage/database.service';
 import { CATCHALL_NAME, DAY_MS, PartitionMaintainer, dailyPartitionName, floorDay } from '../../src/storage/partition-maintainer';
 import { SampleWriter } from '../../src/storage/sample-writer';

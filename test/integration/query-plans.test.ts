@@ -11,7 +11,7 @@
 // same on 10M rows.
 import { DatabaseService } from '../../src/storage/database.service';
 import { CATCHALL_NAME, DAY_MS, PartitionMaintainer, floorDay } from '../../src/storage/partition-maintainer';
-import { TelemetryQueries } from '../../src/query/telemetry-queries';
+import { TelemetryQueries } from '../../src/storage/telemetry-queries';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';
@@ -94,7 +94,7 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
     await db.query(`SET jit = off`);
     const [{ n }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM samples`);
     expect(n).toBe(DEVICES * METRICS * POINTS);
-    // eslint-disable-next-line no-console
+     
     console.log(`query-plans: filled ${n} samples, rollups and devices in ${Date.now() - started} ms`);
 
     // Capture the SQL the API runs, by running it.
@@ -131,7 +131,7 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
     await testApp?.close();
     await db?.drop();
     if (summaries.length > 0) {
-      // eslint-disable-next-line no-console
+       
       console.log(`query-plans (EXPLAIN ANALYZE on ${DEVICES * METRICS * POINTS} samples):\n${summaries.join('\n')}`);
     }
   });

@@ -18,7 +18,7 @@
 // Nest's static Logger writes to the last-created app's logs (B), so "no
 // warning" checks read A's and B's logs together.
 import type { Cluster } from 'ioredis';
-import { cacheKeys } from '../../src/cache/cache-keys';
+import { cacheKeys } from '../../src/redis/redis-names';
 import { CacheService } from '../../src/cache/cache.service';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { scanKeys } from '../support/redis-keys';

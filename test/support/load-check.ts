@@ -208,7 +208,7 @@ export async function waitUntilIdle(app: AppProcess, timeoutMs = 15_000): Promis
   return final;
 }
 
-type Rollup = { device_id: string; metric: string; bucket: Date; count: number; sum: number; min: number; max: number };
+export type Rollup = { device_id: string; metric: string; bucket: Date; count: number; sum: number; min: number; max: number };
 
 /**
  * The exact final checks (jest expectations):
@@ -245,16 +245,26 @@ export async function verifyStoredExactlyOnce(db: Queryable, load: Load): Promis
   expect(deviceRows.n).toBe(load.devices);
 
   // (b)
+  const rollups = await expectRollupsEqualGroupBy(db);
+  expect(rollups.length).toBeGreaterThan(load.devices * METRICS.length * 2); // several buckets per series
+  expect(rollups.reduce((n, r) => n + r.count, 0)).toBe(load.expectedSamples);
+}
+
+/**
+ * Jest expectations: hourly_aggregates holds exactly the rows of
+ * GROUP BY date_trunc('hour', ts, 'UTC') over samples (count, min, max exact;
+ * sum to 6 decimals). Resolves with the rollup rows, ordered by key.
+ */
+export async function expectRollupsEqualGroupBy(db: Queryable): Promise<Rollup[]> {
   const grouped = await db.query<Rollup>(
     `SELECT device_id, metric, date_trunc('hour', ts, 'UTC') AS bucket, count(*)::int AS count, sum(value) AS sum, min(value) AS min, max(value) AS max
      FROM samples GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
   );
   const rollups = await db.query<Rollup>(`SELECT device_id, metric, bucket, count::int AS count, sum, min, max FROM hourly_aggregates ORDER BY 1, 2, 3`);
-  expect(grouped.length).toBeGreaterThan(load.devices * METRICS.length * 2); // several buckets per series
   const exact = (r: Rollup) => [r.device_id, r.metric, r.bucket.getTime(), r.count, r.min, r.max];
   expect(rollups.map(exact)).toEqual(grouped.map(exact));
   rollups.forEach((row, i) => expect(row.sum).toBeCloseTo(grouped[i].sum, 6));
-  expect(rollups.reduce((n, r) => n + r.count, 0)).toBe(load.expectedSamples);
+  return rollups;
 }
 
 /** No message was rejected as bad input (the load is all valid). */

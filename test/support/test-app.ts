@@ -1,11 +1,10 @@
 // Boots the real application in-process, configured like a user would through
 // environment variables, on free ports, with its log lines captured.
-import { Writable } from 'node:stream';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type AppConfig, secretsOf } from '../../src/config/app-config';
+import type { AppConfig } from '../../src/config/app-config';
 import { loadConfig } from '../../src/config/load-config';
 import { createApp } from '../../src/create-app';
-import { AppLogger } from '../../src/logging/app-logger';
+import { capturingLogger } from './capturing-logger';
 import { freePort } from './free-port';
 
 export interface TestApp {
@@ -25,20 +24,7 @@ export async function startTestApp(env: Record<string, string | undefined>): Pro
     ...env,
     PORT: String(port),
   });
-  const logs: string[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      logs.push(...String(chunk).split('\n').filter(Boolean));
-      callback();
-    },
-  });
-  const logger = new AppLogger({
-    level: config.logLevel,
-    secrets: secretsOf(config),
-    instanceId: config.instanceId,
-    destination,
-    pretty: false,
-  });
+  const { logger, logs } = capturingLogger(config);
   const app = await createApp(config, { logger });
   try {
     await app.listen(port, '127.0.0.1');

@@ -1,4 +1,4 @@
-// Read-side SQL for the query API. Every query is served by an index: the
+// Read-side SQL for the REST API and the WebSocket gateway. Every query is served by an index: the
 // samples primary key (device_id, metric, ts) in each daily partition, the
 // hourly_aggregates primary key (device_id, metric, bucket) and its bucket
 // index, devices' keys. Time-range reads name ts in their WHERE clause so
@@ -11,8 +11,8 @@
 // and 1.6 ms for `latest` the old way; docs/scaling.md).
 // PostgreSQL's bigint/numeric arrive as strings from pg: converted here.
 import { Injectable } from '@nestjs/common';
-import type { LatestPoints } from '../cache/hot-store';
-import { DatabaseService } from '../storage/database.service';
+import type { LatestPoints } from '../telemetry/sample';
+import { DatabaseService } from './database.service';
 
 export interface DeviceRow {
   id: string;

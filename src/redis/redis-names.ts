@@ -1,5 +1,6 @@
-// Every cache key the service writes (CONTRACT §4). The device id sits in a
-// {hash tag} so all of one device's keys share a Redis Cluster slot.
+// Every name the service uses in Redis: cache keys, the fan-out channel and
+// rate-limit buckets, all under the fixed `telemetry:` prefix. A device id
+// sits in a {hash tag} so all of one device's keys share a Redis Cluster slot.
 export const KEY_PREFIX = 'telemetry:';
 
 export const cacheKeys = {
@@ -13,7 +14,16 @@ export const cacheKeys = {
   deviceKeys: (deviceId: string) => [cacheKeys.latest(deviceId), cacheKeys.stats(deviceId)],
   /** The four cache classes; what POST /api/cache/clear empties by default. */
   allCachePatterns: () => [`${KEY_PREFIX}latest:*`, `${KEY_PREFIX}stats:*`, `${KEY_PREFIX}hourly:*`, `${KEY_PREFIX}dashboard`],
+  /** Everything the service keeps in Redis (what /api/cache/stats counts). */
+  everything: () => `${KEY_PREFIX}*`,
 };
+
+/** Pub/sub channel that carries committed samples between instances. */
+export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
+
+/** A client's token bucket, shared by every instance; WebSocket buckets have no scope. */
+export const rateLimitKey = (clientKey: string, scope?: string) =>
+  scope ? `${KEY_PREFIX}ratelimit:${scope}:{${clientKey}}` : `${KEY_PREFIX}ratelimit:{${clientKey}}`;
 
 /** Device ids may contain no glob characters by validation, but escape anyway. */
 export function escapeGlob(text: string): string {
