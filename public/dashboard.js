@@ -8,6 +8,7 @@
 //   the range's newest raw samples instead;
 // - fleet figures from GET api/dashboard/metrics (polled), with their age from
 //   its `Age` header: the service computes them at most every few minutes.
+// - open alarms from GET api/alarms (polled, and at once on an `alarm` event).
 // The WebSocket reconnects by itself with exponential backoff, and a
 // RATE_LIMITED answer pauses sending for `retryAfterMs`, then retries the
 // refused request. `?token=` on the page URL is passed on to /ws (WS_TOKEN).
@@ -30,6 +31,7 @@
   const CHART_HEIGHT = 200;
   const DEVICES_REFRESH_MS = 10_000;
   const DASHBOARD_REFRESH_MS = 30_000;
+  const ALARMS_REFRESH_MS = 10_000;
   const UNITS = { temperature: '°C', humidity: '%', pressure: 'hPa', battery: '%' };
   const ORDER = ['temperature', 'humidity', 'pressure', 'battery'];
   const COLORS = ['#e4572e', '#2f6fde', '#7b4fd6', '#1a9c5b', '#d98a04', '#0f8b8d', '#c2417a', '#4a5568'];
@@ -248,6 +250,11 @@
   function onMessage({ event, data }) {
     if (event === 'sample') {
       if (data && data.deviceId === state.selected) addSample(data);
+      return;
+    }
+    // Announcements, not answers: they must not complete the request in flight.
+    if (event === 'alarm') {
+      loadAlarms();
       return;
     }
     const request = answered();
@@ -841,6 +848,34 @@
     $('kpi-rate').textContent = d.ingestRatePerSec.toFixed(1);
   }
 
+  // ----------------------------------------------------------------- alarms
+
+  async function loadAlarms() {
+    try {
+      const [active, acknowledged] = await Promise.all([getJson('api/alarms?status=active&limit=100'), getJson('api/alarms?status=acknowledged&limit=100')]);
+      renderAlarms([...active.items, ...acknowledged.items].sort((a, b) => Date.parse(b.raisedAt) - Date.parse(a.raisedAt)));
+    } catch (error) {
+      console.warn('dashboard: alarms', error);
+    }
+  }
+
+  function renderAlarms(alarms) {
+    const section = document.querySelector('.alarms');
+    section.hidden = alarms.length === 0;
+    $('alarm-count').textContent = alarms.length ? `${alarms.length}` : '';
+    const list = $('alarm-list');
+    list.replaceChildren();
+    for (const alarm of alarms) {
+      const li = el('li');
+      const badge = el('span', 'severity', alarm.severity);
+      badge.dataset.severity = alarm.severity;
+      const device = el('button', null, alarm.deviceId);
+      device.addEventListener('click', () => select(alarm.deviceId));
+      li.append(badge, device, el('span', null, `${alarm.metric} = ${num.format(alarm.value)}`), el('span', 'muted', `${alarm.status}, raised ${clock.format(new Date(alarm.raisedAt))}`));
+      list.append(li);
+    }
+  }
+
   // ------------------------------------------------------------------ start
 
   $('device-filter').addEventListener('input', renderDevices);
@@ -857,6 +892,8 @@
   setInterval(loadDevices, DEVICES_REFRESH_MS);
   setInterval(loadDashboard, DASHBOARD_REFRESH_MS);
   setInterval(refreshTimes, 1000);
+  setInterval(loadAlarms, ALARMS_REFRESH_MS);
+  loadAlarms();
 
   const initial = decodeURIComponent(location.hash.slice(1));
   loadDevices().then(() => {

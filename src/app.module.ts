@@ -13,6 +13,7 @@ import { CacheModule } from './cache/cache.module';
 import { QueryModule } from './query/query.module';
 import { RealtimeModule } from './realtime/realtime.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
+import { AlarmsModule } from './alarms/alarms.module';
 
 @Module({})
 export class AppModule {
@@ -30,6 +31,7 @@ export class AppModule {
         RateLimitModule.forRoot(config),
         QueryModule,
         RealtimeModule,
+        AlarmsModule,
         HealthModule,
       ],
     };

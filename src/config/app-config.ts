@@ -27,6 +27,8 @@ export interface AppConfig {
   /** Token bucket per client IP for /api/*; undefined = the HTTP API is not limited. */
   httpRateLimit: RateLimit | undefined;
   ingest: IngestTuning;
+  /** webhookSecret: HMAC-SHA256 key signing alarm webhooks; unset = unsigned. */
+  alarms: { webhookSecret: string | undefined };
 }
 
 /** A token bucket: `capacity` tokens, refilled continuously, fully in `windowS` seconds. */
@@ -61,6 +63,7 @@ export function secretsOf(config: AppConfig): string[] {
   }
   if (config.adminApiKey) secrets.push(config.adminApiKey);
   if (config.wsToken) secrets.push(config.wsToken);
+  if (config.alarms.webhookSecret) secrets.push(config.alarms.webhookSecret);
   for (const token of config.mqtt.deviceTokens?.values() ?? []) secrets.push(token);
   return [...new Set(secrets.filter((s) => s.length > 0))];
 }

@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './load-config';
+import { secretsOf } from './app-config';
 
 const ALL_VARIABLES = [
   'PORT', 'DATABASE_URL', 'DATA_DIR', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'MQTT_URL', 'MQTT_PORT',
@@ -59,6 +60,14 @@ describe('loadConfig', () => {
       expect(loadConfig({ HTTP_RATE_LIMIT: '20' }).httpRateLimit).toEqual({ capacity: 20, windowS: 60 });
       expect(loadConfig({ HTTP_RATE_WINDOW_S: '10' }).httpRateLimit).toBeUndefined();
       expect(loadConfig({ HTTP_RATE_LIMIT: '', HTTP_RATE_WINDOW_S: '' }).httpRateLimit).toBeUndefined();
+    });
+
+    it('reads ALARM_WEBHOOK_SECRET (unset: webhooks unsigned) and counts it as a secret to mask', () => {
+      expect(loadConfig({}).alarms).toEqual({ webhookSecret: undefined });
+      expect(loadConfig({ ALARM_WEBHOOK_SECRET: '' }).alarms).toEqual({ webhookSecret: undefined });
+      const config = loadConfig({ ALARM_WEBHOOK_SECRET: 'hmac-key-1' });
+      expect(config.alarms).toEqual({ webhookSecret: 'hmac-key-1' });
+      expect(secretsOf(config)).toContain('hmac-key-1');
     });
 
     it('derives INSTANCE_ID from the host name and the configured PORT', () => {

@@ -101,6 +101,7 @@ const envSchema = z.object({
   INGEST_MAX_PENDING_MESSAGES: positiveInt.default(20_000),
   // Not in the contract. Capped at 100 years so the cutoff is always a valid date.
   RETENTION_DAYS: positiveInt.max(36_500).optional(),
+  ALARM_WEBHOOK_SECRET: z.string().min(1).optional(),
 });
 
 /** Every variable the service reads. */
@@ -157,6 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     wsRateLimit: { capacity: e.WS_RATE_LIMIT, windowS: e.WS_RATE_WINDOW_S },
     httpRateLimit: e.HTTP_RATE_LIMIT === undefined ? undefined : { capacity: e.HTTP_RATE_LIMIT, windowS: e.HTTP_RATE_WINDOW_S ?? 60 },
+    alarms: { webhookSecret: e.ALARM_WEBHOOK_SECRET },
     ingest: {
       maxBatchSamples: e.INGEST_MAX_BATCH_SAMPLES,
       flushIntervalMs: e.INGEST_FLUSH_INTERVAL_MS,

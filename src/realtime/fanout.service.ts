@@ -37,6 +37,17 @@ export function toSampleEvents(samples: readonly Sample[]): SampleEvent[] {
   return [...byPoint.values()];
 }
 
+interface DeviceEvent {
+  deviceId: string;
+  event: string;
+  data: unknown;
+}
+
+function isDeviceEvent(value: unknown): value is DeviceEvent {
+  const v = value as Partial<DeviceEvent> | null;
+  return typeof v === 'object' && v !== null && typeof v.deviceId === 'string' && typeof v.event === 'string';
+}
+
 @Injectable()
 export class FanoutService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Fanout');
@@ -192,6 +203,22 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
     );
   }
 
+  /**
+   * Any other event about one device (e.g. `alarm`), announced once by the
+   * instance where it happened: delivered to this instance's clients
+   * subscribed to the device or `*`, and published for the others as a JSON
+   * object (sample batches are arrays, so older instances ignore it).
+   */
+  publishEvent(deviceId: string, event: string, data: unknown): void {
+    const remote = this.remoteDelivery;
+    if (this.clients.size === 0 && !remote) return;
+    const message: DeviceEvent = { deviceId, event, data };
+    this.deliverEvent(message);
+    const publisher = this.publisher;
+    if (!publisher || !remote || publisher.status !== 'ready') return;
+    publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${JSON.stringify(message)}`).catch(() => this.metrics.fanoutUnpublished.inc());
+  }
+
   private onRemote(raw: string): void {
     const newline = raw.indexOf('\n');
     if (newline < 0 || raw.slice(0, newline) === this.config.instanceId) return;
@@ -205,6 +232,17 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
       return;
     }
     if (Array.isArray(samples)) this.deliver(samples as SampleEvent[]);
+    else if (isDeviceEvent(samples)) this.deliverEvent(samples);
+  }
+
+  /** Events are rare and small: sent like replies, never coalesced like samples. */
+  private deliverEvent(message: DeviceEvent): void {
+    const direct = this.byDevice.get(message.deviceId);
+    const everyone = this.byDevice.get('*');
+    if (!direct && !everyone) return;
+    const text = frame(message.event, message.data);
+    if (direct) for (const client of direct) client.send(text);
+    if (everyone) for (const client of everyone) if (!direct?.has(client)) client.send(text);
   }
 
   private deliver(events: SampleEvent[]): void {
