@@ -6,7 +6,8 @@
 //   the browser's time zone, avg drawn within a min/max band, and live samples
 //   folded into the buckets as they arrive. A server without that route gets
 //   the range's newest raw samples instead;
-// - fleet figures from the WebSocket `dashboard` event;
+// - fleet figures from GET api/dashboard/metrics (polled), with their age from
+//   its `Age` header: the service computes them at most every few minutes.
 // - open alarms from GET api/alarms (polled, and at once on an `alarm` event).
 // The WebSocket reconnects by itself with exponential backoff, and a
 // RATE_LIMITED answer pauses sending for `retryAfterMs`, then retries the
@@ -69,6 +70,8 @@
     /** metric → { value, ts } */
     latest: new Map(),
     charts: new Map(),
+    /** when the fleet figures shown were computed (ms), 0 before the first answer */
+    kpiComputedAt: 0,
   };
 
   // ---------------------------------------------------------------- helpers
@@ -131,7 +134,6 @@
     subscribed: new Set(),
     /** device ids the server refused as invalid: not asked again */
     refused: new Set(),
-    wantDashboard: true,
     /** the request waiting for its answer */
     awaiting: null,
     answerTimer: null,
@@ -163,7 +165,6 @@
       opened = true;
       conn.everOpened = true;
       conn.attempt = 0;
-      conn.wantDashboard = true;
       if (Date.now() >= conn.pausedUntil) {
         setStatus('live', 'live');
         notice('');
@@ -219,7 +220,6 @@
     }
     const id = state.selected;
     if (id && !conn.subscribed.has(id) && !conn.refused.has(id)) return { event: 'subscribe', data: { deviceId: id } };
-    if (conn.wantDashboard) return { event: 'dashboard', data: {} };
     return null;
   }
 
@@ -293,9 +293,6 @@
         }
       } else if (event === 'unsubscribed') {
         conn.subscribed.delete(data.deviceId);
-      } else if (event === 'dashboard') {
-        conn.wantDashboard = false;
-        renderKpis(data);
       }
     }
     pump();
@@ -314,7 +311,6 @@
     if (error.code === 'BAD_REQUEST' && request) {
       if (request.event === 'subscribe') conn.refused.add(request.data.deviceId);
       if (request.event === 'unsubscribe') conn.subscribed.delete(request.data.deviceId);
-      if (request.event === 'dashboard') conn.wantDashboard = false;
     } else {
       conn.pausedUntil = Date.now() + 2000; // a transient failure: try again shortly
     }
@@ -381,6 +377,10 @@
     }
     for (const card of $('latest').children) {
       card.querySelector('.when').textContent = ago(Number(card.dataset.ts));
+    }
+    if (state.kpiComputedAt) {
+      const at = clock.format(new Date(state.kpiComputedAt));
+      $('kpi-age').textContent = `Fleet figures as of ${at} (${ago(state.kpiComputedAt)}); they are recomputed every few minutes.`;
     }
     const newest = newestSeen();
     $('empty').hidden = newest > 0 || countPoints() > 0;
@@ -842,6 +842,21 @@
 
   // ------------------------------------------------------------- fleet KPIs
 
+  /** The figures and the time they were computed (now minus the answer's Age). */
+  async function loadDashboard() {
+    try {
+      const res = await fetch('api/dashboard/metrics', { headers: { accept: 'application/json' } });
+      if (!res.ok) throw new Error(`api/dashboard/metrics: HTTP ${res.status}`);
+      const figures = await res.json();
+      const ageS = Number(res.headers.get('age'));
+      state.kpiComputedAt = Date.now() - (Number.isFinite(ageS) && ageS > 0 ? ageS * 1000 : 0);
+      renderKpis(figures);
+      refreshTimes();
+    } catch (error) {
+      console.warn('dashboard: fleet figures', error);
+    }
+  }
+
   function renderKpis(d) {
     $('kpi-devices').textContent = num.format(d.devices);
     $('kpi-active').textContent = num.format(d.activeDevices);
@@ -891,10 +906,7 @@
   }
   showRange();
   setInterval(loadDevices, DEVICES_REFRESH_MS);
-  setInterval(() => {
-    conn.wantDashboard = true;
-    pump();
-  }, DASHBOARD_REFRESH_MS);
+  setInterval(loadDashboard, DASHBOARD_REFRESH_MS);
   setInterval(refreshTimes, 1000);
   setInterval(loadAlarms, ALARMS_REFRESH_MS);
   loadAlarms();
@@ -903,5 +915,6 @@
   loadDevices().then(() => {
     if (initial) select(initial);
   });
+  loadDashboard();
   connect();
 })();

@@ -10,6 +10,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { mqttPortInUse } from '../startup/startup-problem';
 
 export type TelemetryHandler = (topic: string, payload: Buffer, callback: () => void) => void;
 /** devices/{id}/status messages, the devices' Last Wills included (aedes authorises those too). */
@@ -92,9 +93,11 @@ export class EmbeddedBroker {
     const server = createServer(broker.handle);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(error.code === 'EADDRINUSE' ? mqttPortInUse(this.config.mqtt.embeddedPort) : error),
+      );
       server.listen(this.config.mqtt.embeddedPort, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
         resolve();
       });
     });

@@ -96,6 +96,11 @@ export class CacheService implements OnModuleInit, OnModuleDestroy {
     return this.store.delPattern(pattern);
   }
 
+  /** Seconds the entry has left; -2 when missing, -1 when it has no expiry. */
+  ttlOf(key: string): Promise<number> {
+    return this.store.read((s) => s.ttl(key));
+  }
+
   countKeys(pattern: string): Promise<number> {
     return this.store.read((s) => s.countKeys(pattern));
   }

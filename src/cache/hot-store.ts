@@ -26,6 +26,8 @@ export interface HotStore {
   mergeLatest(updates: LatestUpdate[], ttlS: number, complete: boolean): Promise<void>;
   /** The entry's points, or null when it is missing or not complete. */
   getLatest(key: string): Promise<LatestPoints | null>;
+  /** Seconds to live; -2 when missing, -1 when it has no expiry (Redis semantics). */
+  ttl(key: string): Promise<number>;
   countKeys(pattern: string): Promise<number>;
   memoryBytes(): Promise<number>;
 }

@@ -109,6 +109,13 @@ export class MemoryStore implements HotStore {
     return Object.assign(Object.create(null) as LatestPoints, value.points);
   }
 
+  async ttl(key: string): Promise<number> {
+    const entry = this.live(key);
+    if (!entry) return -2;
+    if (entry.expiresAt === Infinity) return -1;
+    return Math.ceil((entry.expiresAt - this.now()) / 1000);
+  }
+
   async countKeys(pattern: string): Promise<number> {
     const re = globToRegExp(pattern);
     const now = this.now();

@@ -172,6 +172,10 @@ export class RedisStore implements HotStore {
     return points;
   }
 
+  ttl(key: string): Promise<number> {
+    return this.redis.ttl(key);
+  }
+
   async countKeys(pattern: string): Promise<number> {
     let n = 0;
     for await (const keys of this.scan(pattern)) n += keys.length;

@@ -1,7 +1,8 @@
 // CONTRACT §1: defaults, one clear problem per malformed variable, no secret
 // ever echoed, and the same behaviour through the built CLI.
 import { spawn, spawnSync } from 'node:child_process';
-import { hostname } from 'node:os';
+import { mkdtempSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './load-config';
 import { secretsOf } from './app-config';
@@ -218,6 +219,14 @@ describe('loadConfig', () => {
       }
     });
 
+    it('quotes the value of a variable that cannot hold a secret, and only those', () => {
+      expect(configErrorFor({ PORT: 'abc' }).problems).toEqual(['invalid environment variable PORT (given "abc"): must be a port number from 0 to 65535']);
+      expect(configErrorFor({ LOG_LEVEL: 'loud' }).problems[0]).toContain('LOG_LEVEL (given "loud")');
+      const secretive = configErrorFor({ REDIS_URL: 'nope', DEVICE_TOKENS: 'x' }).problems;
+      expect(secretive).toHaveLength(2);
+      expect(secretive.join('\n')).not.toContain('given');
+    });
+
     it('reports every bad variable at once, one problem each', () => {
       const error = configErrorFor({
         PORT: 'abc',
@@ -253,10 +262,11 @@ describe('loadConfig', () => {
       if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
     }, 180_000);
 
-    /** Runs dist/main.js with ONLY the given variables (plus PATH), so the caller's environment cannot interfere. */
+    /** Runs dist/main.js with ONLY the given variables (plus PATH) in an empty directory (no .env), so nothing else can interfere. */
     function runCli(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
       return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [main], { cwd: root, env: { PATH: process.env.PATH ?? '', ...env } });
+        const cwd = mkdtempSync(join(tmpdir(), 'th-cli-'));
+        const child = spawn(process.execPath, [main], { cwd, env: { PATH: process.env.PATH ?? '', ...env } });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -280,6 +290,7 @@ describe('loadConfig', () => {
       const lines = stderr.split('\n').filter((line) => line.length > 0);
       expect(lines).toHaveLength(1);
       expect(variablesNamedIn(lines[0])).toEqual(['PORT']);
+      expect(lines[0]).toContain('"abc"'); // the value given, quoted: PORT is no secret
       expect(stderr.endsWith('\n')).toBe(true);
     });
 

@@ -13,7 +13,8 @@ export class ConfigError extends Error {
   }
 }
 
-const port = z.coerce.number().int().min(0).max(65535);
+const PORT_RANGE = { error: 'must be a port number from 0 to 65535' };
+const port = z.coerce.number(PORT_RANGE).int(PORT_RANGE).min(0, PORT_RANGE).max(65535, PORT_RANGE);
 const positiveInt = z.coerce.number().int().min(1);
 const seconds = z.coerce.number().int().min(1).max(30 * 24 * 3600);
 
@@ -106,6 +107,20 @@ const envSchema = z.object({
   DEVICE_OFFLINE_AFTER_S: seconds.default(300),
 });
 
+/** Every variable the service reads. */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
+/** Variables whose value may hold a secret (a password in a URL, a token): never echoed in a message. */
+const MAY_HOLD_SECRET = /URL|KEY|TOKEN|SECRET|PASSWORD/;
+
+/** `PORT (given "abc")` for a harmless value, so the operator sees what the service was given. */
+function named(variable: string, env: Record<string, string>): string {
+  const value = env[variable];
+  if (value === undefined || MAY_HOLD_SECRET.test(variable)) return variable;
+  const shown = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+  return `${variable} (given ${JSON.stringify(shown)})`;
+}
+
 /** Empty strings count as unset: `FOO=` in a compose file means "not configured". */
 function presentOnly(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
@@ -117,11 +132,12 @@ function presentOnly(env: NodeJS.ProcessEnv): Record<string, string> {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
-  const parsed = envSchema.safeParse(presentOnly(env));
+  const present = presentOnly(env);
+  const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
-    // Zod messages never include the offending value, so secrets stay out of the error.
+    // Zod messages never include the offending value; named() quotes only values that cannot be secrets.
     throw new ConfigError(
-      parsed.error.issues.map((issue) => `invalid environment variable ${issue.path.join('.')}: ${issue.message}`),
+      parsed.error.issues.map((issue) => `invalid environment variable ${named(issue.path.join('.'), present)}: ${issue.message}`),
     );
   }
   const e = parsed.data;

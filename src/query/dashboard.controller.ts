@@ -1,5 +1,6 @@
-import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Res, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
 import { cacheKeys } from '../redis/redis-names';
 import { CacheService } from '../cache/cache.service';
 import { ApiAdmin, ApiErrors } from '../http/api-docs';
@@ -15,15 +16,22 @@ export class DashboardController {
     private readonly cache: CacheService,
   ) {}
 
+  /** The `Age` header says how many seconds ago the (cached) figures were computed. */
   @Get('dashboard/metrics')
   @ApiTags('dashboard')
   @ApiOperation({
     summary: 'Fleet figures',
-    description: 'Device counts, samples over the last hour and 24 hours, ingest rate, top devices. Cached as `telemetry:dashboard` for CACHE_TTL_DASHBOARD_S (default 5 min).',
+    description:
+      'Device counts, samples over the last hour and 24 hours, ingest rate, top devices. Cached as `telemetry:dashboard` for CACHE_TTL_DASHBOARD_S (default 5 min); the `Age` header says how many seconds ago the figures were computed.',
   })
-  @ApiOkResponse({ type: DashboardModel })
-  dashboard() {
-    return this.service.dashboard();
+  @ApiOkResponse({
+    type: DashboardModel,
+    headers: { Age: { description: 'Seconds since the (cached) figures were computed; 0 when this request computed them.', schema: { type: 'integer', minimum: 0 } } },
+  })
+  async dashboard(@Res({ passthrough: true }) reply: FastifyReply) {
+    const { metrics, ageS } = await this.service.dashboardWithAge();
+    reply.header('age', String(ageS));
+    return metrics;
   }
 
   @Get('cache/stats')

@@ -76,6 +76,18 @@ export class TelemetryQueryService {
     return value as DashboardMetrics;
   }
 
+  /**
+   * The fleet figures and how many seconds ago they were computed (they are
+   * cached for CACHE_TTL_DASHBOARD_S, 5 min by default): the entry's full
+   * lifetime minus what it has left.
+   */
+  async dashboardWithAge(): Promise<{ metrics: DashboardMetrics; ageS: number }> {
+    const metrics = await this.dashboard();
+    const ttlS = this.cache.ttl.dashboardS;
+    const left = await this.cache.ttlOf(cacheKeys.dashboard()).catch(() => -2);
+    return { metrics, ageS: left >= 0 ? Math.max(0, Math.min(ttlS, ttlS - left)) : 0 };
+  }
+
   async deleteDevice(deviceId: string): Promise<void> {
     const existed = await this.queries.deleteDevice(deviceId);
     await this.cache.invalidateDevice(deviceId);

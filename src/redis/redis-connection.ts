@@ -127,7 +127,12 @@ export class RedisConnection implements OnApplicationShutdown {
     } catch (error) {
       // Redis being down at start-up only degrades the service; the probe keeps trying.
       this.lastError = error instanceof Error ? error.message : String(error);
-      this.logger.warn({ msg: 'Redis unreachable at start-up, using the memory cache', error: this.lastError });
+      // The logger masks the URL's password.
+      this.logger.warn({
+        msg: 'Redis unreachable at start-up: using the memory cache until it answers',
+        redis: this.config.redis.clusterNodes ? this.config.redis.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',') : this.config.redis.url,
+        error: this.lastError,
+      });
     }
     await this.check();
     this.probe = setInterval(() => void this.check(), PROBE_INTERVAL_MS);

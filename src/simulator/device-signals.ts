@@ -172,7 +172,10 @@ export class DeviceSignal {
   }
 }
 
-/** The MQTT payload of one reading (CONTRACT §2: one sample). */
+/** Metric values (samples, as the service counts them) in every reading. */
+export const METRICS_PER_READING = 4;
+
+/** The MQTT payload of one reading: one timestamp, METRICS_PER_READING samples. */
 export function encodeReading(tsMs: number, reading: Reading): string {
   return JSON.stringify({ ts: tsMs, metrics: reading });
 }

@@ -3,7 +3,9 @@
 // (and, with QoS 1, acknowledged); 1 connection failure, publish errors or
 // unacknowledged messages; 2 invalid arguments; 130 interrupted (Ctrl-C).
 import { Presets, SingleBar } from 'cli-progress';
-import { maskUrl, parseSimulatorArgs, type SimulatorOptions } from './simulate-options';
+import { loadEnvFile } from '../config/env-file';
+import { brokerSource, maskUrl, parseSimulatorArgs, type SimulatorEnv, type SimulatorOptions } from './simulate-options';
+import { METRICS_PER_READING } from './device-signals';
 import { emptyProgress, runSimulation, SimulationError, type SimulationProgress, type SimulationSummary } from './simulation';
 
 const number = new Intl.NumberFormat('en-US');
@@ -23,7 +25,8 @@ function progressPayload(p: SimulationProgress, qos: 0 | 1) {
 export function formatSummary(s: SimulationSummary, options: SimulatorOptions): string {
   const lines = [
     `${s.interrupted ? 'Interrupted:' : 'Simulated'} ${number.format(s.devices)} devices for ${fixed(s.elapsedMs / 1000)} s → ${s.url}, QoS ${s.qos}`,
-    `  sent          ${number.format(s.sent)}  (${fixed(s.averageRatePerSec)} msg/s on average; target ${options.rate})`,
+    `  sent          ${number.format(s.sent)} messages (${fixed(s.averageRatePerSec)} msg/s on average; target ${options.rate})`,
+    `  samples       ${number.format((s.sent - s.bad) * METRICS_PER_READING)} metric values in the valid messages (${METRICS_PER_READING} per reading)`,
     `  acknowledged  ${s.qos === 1 ? number.format(s.acked) : '- (QoS 0 has no acknowledgement)'}`,
     `  errors        ${number.format(s.errors)}`,
   ];
@@ -33,7 +36,11 @@ export function formatSummary(s: SimulationSummary, options: SimulatorOptions): 
   lines.push(`  skipped       ${number.format(s.skipped)} turns of devices in a gap`);
   if (options.silent > 0) lines.push(`  silenced      ${number.format(s.silenced)} turns of silenced devices (--silent ${options.silent})`);
   if (options.will) lines.push(`  killed        ${number.format(s.killed)} device connections cut without DISCONNECT (their Last Will went out), ${number.format(s.lostInCrash)} messages lost with them`);
-  if (s.backfilled > 0) lines.push(`  backfilled    ${number.format(s.backfilled)} history samples (--backfill ${options.backfill} min)`);
+  if (s.backfilled > 0) {
+    lines.push(
+      `  backfilled    ${number.format(s.backfilled)} history readings, ${number.format(s.backfilled * METRICS_PER_READING)} samples (--backfill ${options.backfill} min)`,
+    );
+  }
   if (s.ackLatencyMs) {
     const l = s.ackLatencyMs;
     const ms = (value: number) => `${number.format(Math.round(value))} ms`;
@@ -47,8 +54,18 @@ export function exitCodeOf(summary: SimulationSummary): number {
   return summary.errors > 0 || summary.unacknowledged > 0 ? 1 : 0;
 }
 
-export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
-  const parsed = parseSimulatorArgs(argv);
+/** How the start-up line explains where the broker URL came from. */
+function describeSource(source: string, fromEnvFile: readonly string[]): string {
+  if (source === '--url') return '--url';
+  if (source === 'default') return 'the embedded broker\'s default port; pass --url or set MQTT_PORT if the service listens elsewhere';
+  if (source.startsWith('default,')) return `the embedded broker's default port, logged in ${source.slice('default, '.length)}; --url to change`;
+  const names = source.match(/[A-Z][A-Z_]+/g) ?? [];
+  const inFile = names.length > 0 && names.every((name) => fromEnvFile.includes(name));
+  return `${source.startsWith('default') ? 'the default' : 'from'} ${source}${inFile ? ' in .env' : ''}; --url to change`;
+}
+
+export async function main(argv: readonly string[] = process.argv.slice(2), env: SimulatorEnv = process.env, fromEnvFile: readonly string[] = []): Promise<number> {
+  const parsed = parseSimulatorArgs(argv, env);
   if (parsed.kind === 'help') {
     process.stdout.write(parsed.text);
     return 0;
@@ -60,7 +77,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   const options = parsed.options;
   const perDevice = options.devices / options.rate;
   process.stderr.write(
-    `simulate: ${number.format(options.devices)} devices → ${maskUrl(options.url)}, ${options.rate} msg/s in total ` +
+    `simulate: publishing to ${maskUrl(options.url)} (${describeSource(brokerSource(argv, env), fromEnvFile)})\n` +
+      `simulate: ${number.format(options.devices)} devices, ${options.rate} msg/s in total ` +
       `(each device every ${perDevice < 10 ? fixed(perDevice, 2) : fixed(perDevice)} s), QoS ${options.qos}, for ${options.duration} s` +
       `${options.backfill > 0 ? `, after ${options.backfill} min of history` : ''}\n`,
   );
@@ -110,7 +128,9 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 }
 
 if (require.main === module) {
-  main().then(
+  // The service's .env, so the simulator publishes to the broker the service uses.
+  const { applied } = loadEnvFile('.env');
+  main(process.argv.slice(2), process.env, applied).then(
     (code) => {
       process.exitCode = code;
     },

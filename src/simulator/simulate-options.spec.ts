@@ -1,6 +1,6 @@
 // Argument validation of `npm run simulate`: defaults, accepted forms, and one
 // clear message for everything else (the CLI turns it into exit code 2).
-import { DEFAULT_OPTIONS, maskUrl, parseSimulatorArgs } from './simulate-options';
+import { brokerSource, DEFAULT_OPTIONS, defaultBroker, maskUrl, parseSimulatorArgs } from './simulate-options';
 
 function error(argv: string[]): string {
   const outcome = parseSimulatorArgs(argv);
@@ -87,5 +87,37 @@ describe('maskUrl', () => {
   it('hides the password and keeps the rest', () => {
     expect(maskUrl('mqtt://dev:secret@broker:1883')).toBe('mqtt://dev:***@broker:1883');
     expect(maskUrl('mqtt://127.0.0.1:1883')).toBe('mqtt://127.0.0.1:1883');
+  });
+});
+
+describe('the default broker follows the service', () => {
+  it('is the embedded broker on MQTT_PORT, or MQTT_URL when the service uses an external broker', () => {
+    expect(defaultBroker({})).toEqual({ url: 'mqtt://127.0.0.1:1883', source: 'default' });
+    expect(defaultBroker({ MQTT_PORT: '1884' })).toEqual({ url: 'mqtt://127.0.0.1:1884', source: 'MQTT_PORT' });
+    expect(defaultBroker({ MQTT_PORT: '1884', MQTT_URL: 'mqtts://u:p@broker:8883' })).toEqual({ url: 'mqtts://u:p@broker:8883', source: 'MQTT_URL' });
+    // 0 asks the service for any free port: nothing to derive from it.
+    expect(defaultBroker({ MQTT_PORT: '0' }).source).toBe('default');
+  });
+
+  it('logs in as the simulator of the compose stack when .env names its login', () => {
+    const env = { MQTT_SIMULATOR_USER: 'simulator', MQTT_SIMULATOR_PASSWORD: 'p@ss word' };
+    expect(defaultBroker(env)).toEqual({ url: 'mqtt://simulator:p%40ss%20word@127.0.0.1:1883', source: 'default, as MQTT_SIMULATOR_USER' });
+    expect(defaultBroker({ ...env, MQTT_URL: 'mqtt://svc:pw@broker:1883' }).url).toBe('mqtt://simulator:p%40ss%20word@broker:1883');
+    expect(defaultBroker({ MQTT_SIMULATOR_USER: 'simulator', MQTT_SIMULATOR_PASSWORD: '' }).url).toBe('mqtt://127.0.0.1:1883');
+  });
+
+  it('gives --url its default; --url still wins', () => {
+    const fromEnv = parseSimulatorArgs([], { MQTT_PORT: '1884' });
+    expect(fromEnv).toEqual({ kind: 'run', options: { ...DEFAULT_OPTIONS, url: 'mqtt://127.0.0.1:1884' } });
+    expect(brokerSource([], { MQTT_PORT: '1884' })).toBe('MQTT_PORT');
+    const flag = parseSimulatorArgs(['--url', 'mqtt://elsewhere:1883'], { MQTT_PORT: '1884' });
+    expect(flag).toEqual({ kind: 'run', options: { ...DEFAULT_OPTIONS, url: 'mqtt://elsewhere:1883' } });
+    expect(brokerSource(['--url=mqtt://elsewhere:1883'], { MQTT_PORT: '1884' })).toBe('--url');
+  });
+
+  it('names MQTT_URL when it cannot be used', () => {
+    const outcome = parseSimulatorArgs([], { MQTT_URL: 'http://broker' });
+    expect(outcome.kind).toBe('error');
+    expect(outcome.kind === 'error' && outcome.message).toMatch(/^MQTT_URL is not a broker URL.*--url/);
   });
 });

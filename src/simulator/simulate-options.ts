@@ -59,7 +59,43 @@ export type ParseOutcome =
   | { kind: 'help'; text: string }
   | { kind: 'error'; message: string };
 
-const MQTT_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']);
+const MQTT_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ssl:', 'ws:', 'wss:']);
+
+/**
+ * The variables the simulator reads: the service's, so it publishes where the
+ * service listens, and the simulator's broker login of the compose stack.
+ */
+export type SimulatorEnv = Partial<Record<'MQTT_URL' | 'MQTT_PORT' | 'MQTT_SIMULATOR_USER' | 'MQTT_SIMULATOR_PASSWORD', string>>;
+
+export interface BrokerDefault {
+  url: string;
+  /** Where the URL came from, for the start-up line. */
+  source: string;
+}
+
+/**
+ * The service's broker: MQTT_URL when the service uses an external one,
+ * otherwise its embedded broker on MQTT_PORT (1883 unless set); logged in as
+ * MQTT_SIMULATOR_USER when that and its password are set.
+ */
+export function defaultBroker(env: SimulatorEnv): BrokerDefault {
+  let broker: BrokerDefault;
+  if (env.MQTT_URL) {
+    broker = { url: env.MQTT_URL, source: 'MQTT_URL' };
+  } else {
+    const port = env.MQTT_PORT && /^\d{1,5}$/.test(env.MQTT_PORT) ? Number(env.MQTT_PORT) : 0;
+    broker = port > 0 && port <= 65535 ? { url: `mqtt://127.0.0.1:${port}`, source: 'MQTT_PORT' } : { url: DEFAULT_OPTIONS.url, source: 'default' };
+  }
+  if (!env.MQTT_SIMULATOR_USER || !env.MQTT_SIMULATOR_PASSWORD) return broker;
+  try {
+    const url = new URL(broker.url);
+    url.username = encodeURIComponent(env.MQTT_SIMULATOR_USER);
+    url.password = encodeURIComponent(env.MQTT_SIMULATOR_PASSWORD);
+    return { url: url.toString().replace(/\/$/, ''), source: `${broker.source}, as MQTT_SIMULATOR_USER` };
+  } catch {
+    return broker; // an unusable MQTT_URL is reported by parseSimulatorArgs
+  }
+}
 
 function wholeNumber(min: number, max: number) {
   return (value: string): number => {
@@ -91,7 +127,7 @@ function brokerUrl(value: string): string {
     throw new InvalidArgumentError('Expected a broker URL such as mqtt://127.0.0.1:1883.');
   }
   if (!MQTT_PROTOCOLS.has(url.protocol) || !url.hostname) {
-    throw new InvalidArgumentError('Expected mqtt://, mqtts://, ws:// or wss:// with a host, e.g. mqtt://127.0.0.1:1883.');
+    throw new InvalidArgumentError('Expected mqtt://, mqtts://, tcp://, tls://, ws:// or wss:// with a host, e.g. mqtt://127.0.0.1:1883.');
   }
   return value;
 }
@@ -104,13 +140,13 @@ function devicePrefix(value: string): string {
   return value;
 }
 
-function buildCommand(output: { out: string; err: string }): Command {
+function buildCommand(output: { out: string; err: string }, broker: BrokerDefault): Command {
   const d = DEFAULT_OPTIONS;
   return new Command()
     .name('npm run simulate --')
     .description(
       'Publish realistic sensor telemetry (temperature, humidity, pressure, battery) from simulated devices ' +
-        'to devices/<id>/telemetry, one sample per message.',
+        'to devices/<id>/telemetry: one message per reading, each reading four samples (metric values) at one time.',
     )
     .addOption(new Option('--devices <n>', 'number of simulated devices').default(d.devices).argParser(wholeNumber(1, 100_000)))
     .addOption(
@@ -120,7 +156,11 @@ function buildCommand(output: { out: string; err: string }): Command {
     )
     .addOption(new Option('--duration <s>', 'seconds to run').default(d.duration).argParser(decimal(0, 7 * 86_400, { exclusiveMin: true })))
     .addOption(new Option('--qos <0|1>', 'MQTT QoS of every message').default(String(d.qos)).choices(['0', '1']))
-    .addOption(new Option('--url <url>', 'broker URL, credentials allowed (mqtt://user:pass@host:1883)').default(d.url).argParser(brokerUrl))
+    .addOption(
+      new Option('--url <url>', 'broker URL, credentials allowed (mqtt://user:pass@host:1883); default: the service\'s broker (MQTT_URL, else MQTT_PORT on 127.0.0.1)')
+        .default(broker.url)
+        .argParser(brokerUrl),
+    )
     .addOption(
       new Option('--backfill <minutes>', 'first publish this many minutes of history per device, in batches (charts start full)')
         .default(d.backfill)
@@ -168,10 +208,26 @@ function buildCommand(output: { out: string; err: string }): Command {
     });
 }
 
-/** Parses the user's arguments (without `node` and the script path). */
-export function parseSimulatorArgs(argv: readonly string[]): ParseOutcome {
+/** Where the broker URL of a run comes from: `--url`, or what defaultBroker() found. */
+export function brokerSource(argv: readonly string[], env: SimulatorEnv): string {
+  return argv.some((arg) => arg === '--url' || arg.startsWith('--url=')) ? '--url' : defaultBroker(env).source;
+}
+
+/**
+ * Parses the user's arguments (without `node` and the script path); `env`
+ * gives the default broker (the service's variables, .env included).
+ */
+export function parseSimulatorArgs(argv: readonly string[], env: SimulatorEnv = {}): ParseOutcome {
   const output = { out: '', err: '' };
-  const command = buildCommand(output);
+  const broker = defaultBroker(env);
+  if (brokerSource(argv, env) !== '--url') {
+    try {
+      brokerUrl(broker.url);
+    } catch (error) {
+      return { kind: 'error', message: `${broker.source} is not a broker URL the simulator can use: ${(error as Error).message} Pass --url.` };
+    }
+  }
+  const command = buildCommand(output, broker);
   try {
     command.parse([...argv], { from: 'user' });
   } catch (error) {

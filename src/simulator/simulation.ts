@@ -1,5 +1,5 @@
 // Runs a simulation: one MQTT connection publishing, for every simulated
-// device in turn, a sample to devices/<id>/telemetry at a steady total rate.
+// device in turn, one reading to devices/<id>/telemetry at a steady total rate.
 // `--rate` is the total: with 100 devices at 50 msg/s each device reports
 // every 2 s. A device in a gap skips its turn (counted as `skipped`), so the
 // achieved rate is slightly below the target. QoS 1 publishing pauses while
@@ -23,7 +23,7 @@ export interface SimulationProgress {
   bad: number;
   /** Turns skipped because the device was in a gap. */
   skipped: number;
-  /** History samples published first (`--backfill`), in batch messages not counted in `sent`. */
+  /** History readings published first (`--backfill`), in batch messages not counted in `sent`. */
   backfilled: number;
   /** Turns skipped because the device was silenced (`--silent`). */
   silenced: number;
@@ -67,9 +67,9 @@ export interface SimulationHooks {
 export class SimulationError extends Error {}
 
 const TICK_MS = 10;
-/** Samples per backfill message: ≈ 100 bytes each, well under the 64 KiB / 1000-sample limits. */
+/** Readings per backfill message: ≈ 100 bytes each, well under the 64 KiB / 1000-reading limits. */
 const BACKFILL_BATCH = 400;
-/** At most this many history samples per device. */
+/** At most this many history readings per device. */
 const BACKFILL_MAX_PER_DEVICE = 10_000;
 const CONNECT_TIMEOUT_MS = 5000;
 /** Keep at most this many latency samples (reservoir) for the percentiles. */
@@ -163,12 +163,12 @@ async function backfill(
   for (let i = 0; i < devices.length; i++) {
     let batch: string[] = [];
     const send = () => {
-      const samples = batch;
+      const readings = batch;
       batch = [];
       pending.push(
-        client.publishAsync(topics[i], `[${samples.join(',')}]`, { qos: options.qos }).then(
+        client.publishAsync(topics[i], `[${readings.join(',')}]`, { qos: options.qos }).then(
           () => {
-            stats.backfilled += samples.length;
+            stats.backfilled += readings.length;
           },
           () => {
             stats.errors++;

@@ -204,8 +204,9 @@ describe('dashboard page', () => {
       expect(canvases).toHaveLength(4);
       expect(Math.min(...canvases)).toBeGreaterThan(300);
 
-      // Fleet figures arrived over the WebSocket.
+      // Fleet figures arrived, saying when they were computed (they are cached for minutes).
       await waitFor(async () => (await page.locator('#kpi-devices').textContent()) === String(options.devices), 5000, 'the fleet figures');
+      expect(await page.locator('#kpi-age').textContent()).toMatch(/^Fleet figures as of \d\d:\d\d:\d\d \((just now|\d+ s ago|\d+ min ago)\)/);
       expect(await page.locator('#device-list li').count()).toBe(options.devices);
 
       await waitFor(async () => (await page.locator('#device-list .activity[data-level="live"]').count()) === options.devices, 12_000, 'all devices live');

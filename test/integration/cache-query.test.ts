@@ -10,13 +10,13 @@ import { CacheService } from '../../src/cache/cache.service';
 import { cacheKeys } from '../../src/redis/redis-names';
 import { TelemetryQueries } from '../../src/storage/telemetry-queries';
 import { scanKeys } from '../support/redis-keys';
-import { describeWithServers } from '../support/servers';
+import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';
 import { freePort } from '../support/free-port';
 import { metricValue } from '../support/app-process';
 
-const REDIS_URL = 'redis://127.0.0.1:6379/11';
+const REDIS_URL = sharedRedisUrl(11);
 const ADMIN_KEY = 'cache-query-admin-key';
 const HOUR = 3600_000;
 const MIN = 60_000;

@@ -9,13 +9,13 @@ import Redis from 'ioredis';
 import WebSocket from 'ws';
 import { scanKeys } from '../support/redis-keys';
 import { freePort } from '../support/free-port';
-import { describeWithServers } from '../support/servers';
+import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { startTestApp, type TestApp } from '../support/test-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { lockSharedRedisDb } from '../support/ws-client';
 
 const REDIS_DB = 7;
-const REDIS_URL = `redis://127.0.0.1:6379/${REDIS_DB}`;
+const REDIS_URL = sharedRedisUrl(REDIS_DB);
 /** 5 tokens refilling fully in 60 s: one every 12 s, so no test waits for a refill. */
 const LIMIT = 5;
 const WINDOW_S = 60;

@@ -26,13 +26,13 @@ import { type AppProcess, metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import { FaultScenario } from '../support/fault-scenario';
 import { createLoad, received, verifyStoredExactlyOnce, expectNoRejections } from '../support/load-check';
-import { describeWithServers } from '../support/servers';
+import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { type Frame, lockSharedRedisDb, WsTestClient } from '../support/ws-client';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const REDIS_DB = 10;
-const REDIS_URL = `redis://127.0.0.1:6379/${REDIS_DB}`;
+const REDIS_URL = sharedRedisUrl(REDIS_DB);
 const ADMIN_KEY = 'multi-instance-admin-key';
 const MESSAGES = 9_000;
 const DEVICES = 300;

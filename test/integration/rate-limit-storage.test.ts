@@ -13,11 +13,11 @@ import { RedisConnection } from '../../src/redis/redis-connection';
 import { waitFor } from '../support/free-port';
 import { PrivateRedis } from '../support/private-redis';
 import { scanKeys } from '../support/redis-keys';
-import { describeWithServers } from '../support/servers';
+import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { lockSharedRedisDb } from '../support/ws-client';
 
 const REDIS_DB = 7;
-const SHARED_URL = `redis://127.0.0.1:6379/${REDIS_DB}`;
+const SHARED_URL = sharedRedisUrl(REDIS_DB);
 
 /** A fresh client id per use, so buckets never meet across tests or runs. */
 const client = () => `c-${Math.random().toString(36).slice(2, 10)}`;

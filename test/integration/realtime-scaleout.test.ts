@@ -14,13 +14,13 @@ import { metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import { PrivateRedis } from '../support/private-redis';
 import { telemetryTopic } from '../support/publisher';
-import { describeWithServers } from '../support/servers';
+import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { type EmbeddedInstance, startEmbeddedInstance, stopEmbeddedInstance } from '../support/embedded-instance';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { type Frame, lockSharedRedisDb, now, WsTestClient } from '../support/ws-client';
 
 const REDIS_DB = 13;
-const SHARED_REDIS_URL = `redis://127.0.0.1:6379/${REDIS_DB}`;
+const SHARED_REDIS_URL = sharedRedisUrl(REDIS_DB);
 const FANOUT_CHANNEL = 'telemetry:fanout';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

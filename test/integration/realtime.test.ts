@@ -11,13 +11,13 @@ import { scanKeys } from '../support/redis-keys';
 import { metricValue } from '../support/app-process';
 import { waitFor } from '../support/free-port';
 import { connectDevice, telemetryTopic } from '../support/publisher';
-import { describeWithServers } from '../support/servers';
+import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { startTestApp, type TestApp } from '../support/test-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { type Frame, HandshakeRefused, type Json, lockSharedRedisDb, now, WsTestClient } from '../support/ws-client';
 
 const REDIS_DB = 13;
-const REDIS_URL = `redis://127.0.0.1:6379/${REDIS_DB}`;
+const REDIS_URL = sharedRedisUrl(REDIS_DB);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -2,7 +2,7 @@
 // the admin key, the WebSocket token and device tokens, across start-up,
 // dependency errors, bad requests and shutdown.
 import mqtt from 'mqtt';
-import { describeWithServers } from '../support/servers';
+import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { PrivateMosquitto } from '../support/private-mosquitto';
 import { startTestApp } from '../support/test-app';
@@ -14,6 +14,14 @@ const SECRETS = {
   admin: 'admin-Secret-1234',
   ws: 'ws-Secret-9876',
 };
+
+/** The URL with `password` in it (user `default` when it names none, as Redis expects). */
+function withPassword(value: string, password: string): string {
+  const url = new URL(value);
+  if (!url.username) url.username = 'default';
+  url.password = password;
+  return url.toString();
+}
 
 describeWithServers(['postgres', 'redis'])('secrets in logs', () => {
   let db: TestDatabase;
@@ -32,8 +40,8 @@ describeWithServers(['postgres', 'redis'])('secrets in logs', () => {
     // PostgreSQL here trusts loopback (the password is ignored); the shared Redis
     // has no password, so AUTH fails and its error is logged; Mosquitto allows anonymous.
     const app = await startTestApp({
-      DATABASE_URL: db.url.replace('postgres@', `postgres:${SECRETS.pg}@`),
-      REDIS_URL: `redis://default:${SECRETS.redis}@127.0.0.1:6379/14`,
+      DATABASE_URL: withPassword(db.url, SECRETS.pg),
+      REDIS_URL: withPassword(sharedRedisUrl(14), SECRETS.redis),
       MQTT_URL: broker.url.replace('mqtt://', `mqtt://svc:${SECRETS.mqtt}@`),
       ADMIN_API_KEY: SECRETS.admin,
       WS_TOKEN: SECRETS.ws,

@@ -9,7 +9,8 @@
 //
 // Every child still running when the test process exits is SIGKILLed (by pid).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reapOnExit } from './child-reaper';
 import { freePort } from './free-port';
@@ -37,10 +38,16 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Passed to the child as-is; defaults to dist/main.js. */
   entry?: string;
+  /** Working directory (where the service looks for .env); defaults to an empty one, so a developer's .env never applies. */
+  cwd?: string;
+}
+
+function emptyCwd(): string {
+  return mkdtempSync(join(tmpdir(), 'th-app-cwd-'));
 }
 
 
-/** `npm run build` (tsc -p tsconfig.build.json) in the project; rejects with the compiler output. */
+/** `npm run build` (tsc -b tsconfig.build.json: nothing to do when dist/ is current) in the project; rejects with the compiler output. */
 export function buildService(): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile('npm', ['run', '--silent', 'build'], { cwd: PROJECT_ROOT, env: childBaseEnv(), maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
@@ -227,7 +234,7 @@ export async function startAppProcess(env: AppEnv, options: StartOptions = {}): 
     if (value === undefined) delete childEnv[key];
     else childEnv[key] = value;
   }
-  const child = spawn(process.execPath, [entry], { cwd: PROJECT_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [entry], { cwd: options.cwd ?? emptyCwd(), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const app = new AppProcess(child, port, serviceEnv);
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', () => resolve());

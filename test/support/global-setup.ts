@@ -1,13 +1,11 @@
-// Probes the shared loopback servers once per run. Tests that need one read
+// Probes the shared servers once per run (loopback unless TEST_DATABASE_URL,
+// TEST_REDIS_URL or TEST_MQTT_URL say otherwise). Tests that need one read
 // TELEMETRY_TEST_SERVERS (workers inherit the env); under CI=true a missing
 // server fails the run instead of letting its tests skip.
 import { connect } from 'node:net';
+import { type SharedServer, sharedServerAddress } from './servers';
 
-export const SHARED_SERVERS = {
-  postgres: { host: '127.0.0.1', port: 5432 },
-  redis: { host: '127.0.0.1', port: 6379 },
-  mosquitto: { host: '127.0.0.1', port: 1883 },
-} as const;
+const SHARED_SERVERS: SharedServer[] = ['postgres', 'redis', 'mosquitto'];
 
 function listening(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -23,13 +21,19 @@ function listening(host: string, port: number): Promise<boolean> {
 }
 
 export default async function globalSetup(): Promise<void> {
-  const available: string[] = [];
-  const missing: string[] = [];
-  for (const [name, { host, port }] of Object.entries(SHARED_SERVERS)) {
+  const available: SharedServer[] = [];
+  const missing: SharedServer[] = [];
+  for (const name of SHARED_SERVERS) {
+    const { host, port } = sharedServerAddress(name);
     (await listening(host, port) ? available : missing).push(name);
   }
   if (missing.length > 0 && process.env.CI === 'true') {
-    throw new Error(`CI=true but these servers are not listening: ${missing.join(', ')}`);
+    throw new Error(`CI=true but these servers are not listening: ${missing.map((name) => `${name} (${hostPort(name)})`).join(', ')}`);
   }
   process.env.TELEMETRY_TEST_SERVERS = available.join(',');
+}
+
+function hostPort(name: SharedServer): string {
+  const { host, port } = sharedServerAddress(name);
+  return `${host}:${port}`;
 }

@@ -2,7 +2,7 @@
 // never see each other's rows and can run in any order.
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { SHARED_POSTGRES_URL } from './servers';
+import { SHARED_POSTGRES_URL, sharedPostgresUrl } from './servers';
 
 export interface TestDatabase {
   url: string;
@@ -24,7 +24,7 @@ async function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const name = `th_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
   await admin((c) => c.query(`CREATE DATABASE ${name}`));
-  const url = SHARED_POSTGRES_URL.replace(/\/test$/, `/${name}`);
+  const url = sharedPostgresUrl(name);
   const client = new Client({ connectionString: url });
   await client.connect();
   return {
