@@ -2,6 +2,7 @@ import { InitialSchema1732200000000 } from './1732200000000-initial-schema';
 import { QueryIndexes1732300000000 } from './1732300000000-query-indexes';
 import { HotRollupUpdates1732350000000 } from './1732350000000-hot-rollup-updates';
 import { PartitionSamples1732400000000 } from './1732400000000-partition-samples';
+import { MinuteAggregates1732500000000 } from './1732500000000-minute-aggregates';
 
 /** Every migration, oldest first; the DataSource and the CLI both use this list. */
-export const MIGRATIONS = [InitialSchema1732200000000, QueryIndexes1732300000000, HotRollupUpdates1732350000000, PartitionSamples1732400000000];
+export const MIGRATIONS = [InitialSchema1732200000000, QueryIndexes1732300000000, HotRollupUpdates1732350000000, PartitionSamples1732400000000, MinuteAggregates1732500000000];
