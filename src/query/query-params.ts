@@ -4,7 +4,7 @@ import { BadRequestException } from '@nestjs/common';
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../ingestion/payload-parser';
 
-const METRIC_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const METRIC_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const DAY_MS = 24 * 3600 * 1000;
 
 const intParam = (name: string, min: number, max: number, fallback: number) =>
@@ -21,7 +21,7 @@ const intParam = (name: string, min: number, max: number, fallback: number) =>
       return n;
     });
 
-const timeParam = (name: string) =>
+export const timeParam = (name: string) =>
   z
     .string()
     .optional()
@@ -56,7 +56,7 @@ function isCalendarDate(ymd: string): boolean {
   return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+export function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input ?? {});
   if (!result.success) throw new BadRequestException(result.error.issues.map((i) => i.message).join('; '));
   return result.data;
