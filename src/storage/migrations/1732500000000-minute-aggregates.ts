@@ -25,12 +25,6 @@ const DAY_MS = 24 * 3600_000;
 const literal = (ms: number) => `'${new Date(ms).toISOString()}'`;
 const dayName = (ms: number) => `minute_aggregates_p${new Date(ms).toISOString().slice(0, 10).replace(/-/g, '')}`;
 
-interface Chunk {
-  devices: string[];
-  from: string[];
-  to: string[];
-}
-
 export class MinuteAggregates1732500000000 implements MigrationInterface {
   name = 'MinuteAggregates1732500000000';
 
@@ -86,31 +80,53 @@ export class MinuteAggregates1732500000000 implements MigrationInterface {
 }
 
 /** Device-day ranges grouped into statements of at most CHUNK_SAMPLES samples (by the hourly rollup's counts). */
-async function planBackfill(q: QueryRunner): Promise<Chunk[]> {
+async function planBackfill(q: QueryRunner): Promise<BackfillChunk[]> {
   const days = (await q.query(`
-    SELECT device_id, date_trunc('day', bucket, 'UTC') AS day, sum(count)::float8 AS n
-    FROM hourly_aggregates GROUP BY 1, 2 ORDER BY 1, 2`)) as Array<{ device_id: string; day: Date; n: number }>;
-  const chunks: Chunk[] = [];
-  let chunk: Chunk = { devices: [], from: [], to: [] };
+    SELECT device_id AS "deviceId", date_trunc('day', bucket, 'UTC') AS day, sum(count)::float8 AS samples
+    FROM hourly_aggregates GROUP BY 1, 2 ORDER BY 1, 2`)) as DeviceDay[];
+  return chunkDeviceDays(days, CHUNK_SAMPLES);
+}
+
+export interface DeviceDay {
+  deviceId: string;
+  /** A UTC midnight. */
+  day: Date;
+  samples: number;
+}
+
+export interface BackfillChunk {
+  devices: string[];
+  from: string[];
+  to: string[];
+}
+
+/**
+ * Groups device-days (ordered by device, then day) into chunks of at most
+ * `limit` samples; a device-day larger than the limit is a chunk of its own.
+ * Consecutive days of one device in a chunk become one range.
+ */
+export function chunkDeviceDays(days: readonly DeviceDay[], limit: number): BackfillChunk[] {
+  const chunks: BackfillChunk[] = [];
+  let chunk: BackfillChunk = { devices: [], from: [], to: [] };
   let size = 0;
-  for (const { device_id: device, day, n } of days) {
-    if (size > 0 && size + n > CHUNK_SAMPLES) {
+  for (const { deviceId, day, samples } of days) {
+    if (size > 0 && size + samples > limit) {
       chunks.push(chunk);
       chunk = { devices: [], from: [], to: [] };
       size = 0;
     }
     const from = day.toISOString();
+    const to = new Date(day.getTime() + DAY_MS).toISOString();
     const last = chunk.devices.length - 1;
-    // Consecutive days of one device become one range (fewer index descents).
-    if (last >= 0 && chunk.devices[last] === device && chunk.to[last] === from) {
-      chunk.to[last] = new Date(day.getTime() + DAY_MS).toISOString();
+    if (last >= 0 && chunk.devices[last] === deviceId && chunk.to[last] === from) {
+      chunk.to[last] = to;
     } else {
-      chunk.devices.push(device);
+      chunk.devices.push(deviceId);
       chunk.from.push(from);
-      chunk.to.push(new Date(day.getTime() + DAY_MS).toISOString());
+      chunk.to.push(to);
     }
-    size += n;
+    size += samples;
   }
-  if (size > 0 || chunk.devices.length > 0) chunks.push(chunk);
+  if (chunk.devices.length > 0) chunks.push(chunk);
   return chunks;
 }
