@@ -108,7 +108,8 @@ export class SeriesQueries {
       FROM (
         SELECT extract(epoch FROM (d AT TIME ZONE $1) - (d AT TIME ZONE 'UTC'))::int AS o
         FROM (SELECT generate_series($4::timestamptz, $5::timestamptz, interval '1 day') AS d UNION ALL SELECT $5::timestamptz) s
-        WHERE NOT ${utc}
+        -- (Names $2 and $3 even when no labels are asked for: pg sends parameters untyped.)
+        WHERE NOT ${utc} AND $2::timestamptz < $3::timestamptz
       ) offsets`,
       [tz, from.toISOString(), to.toISOString(), checkFrom.toISOString(), checkTo.toISOString()],
     );
