@@ -58,12 +58,23 @@ export interface SeriesSelection {
 /** Zones whose offset is always 0: no need to ask the database about them. */
 const UTC_ZONES = new Set(['UTC', 'Etc/UTC', 'Etc/UCT', 'Etc/GMT', 'GMT', 'Etc/Universal', 'Universal', 'Etc/Zulu', 'Zulu', 'UCT', 'Etc/GMT0', 'GMT0']);
 
-/** SQL for the start of the bucket holding timestamptz `x`; the zone is parameter $1. */
+/**
+ * SQL for the start of the bucket holding timestamptz `x`; the zone is parameter $1.
+ *
+ * N-minute / N-hour: `b` is the local bin (date_bin over the wall clock). The
+ * bucket starts when the clock entered `b`: `x` minus the local time elapsed
+ * since `b`, as long as the offset did not change in between (checked by
+ * reading the clock at that instant). Otherwise a DST change lies inside the
+ * bucket and `b` converted back is its start (for a clock that jumped
+ * forward into the bin, the instant of the jump). Unlike converting `b` back
+ * alone, this keeps the repeated hour of the night clocks go back as two
+ * buckets, each starting no later than its samples.
+ */
 export function bucketSql(interval: SeriesInterval, x: string): string {
-  if (interval.kind === 'bin') {
-    return `(date_bin(interval '${interval.strideMinutes} minutes', (${x}) AT TIME ZONE $1, timestamp '${BIN_ORIGIN}') AT TIME ZONE $1)`;
-  }
-  return `date_trunc('${interval.kind}', ${x}, $1)`;
+  if (interval.kind !== 'bin') return `date_trunc('${interval.kind}', ${x}, $1)`;
+  const b = `date_bin(interval '${interval.strideMinutes} minutes', (${x}) AT TIME ZONE $1, timestamp '${BIN_ORIGIN}')`;
+  const entered = `((${x}) - ((${x}) AT TIME ZONE $1 - ${b}))`;
+  return `(CASE WHEN ${entered} AT TIME ZONE $1 = ${b} THEN ${entered} ELSE ${b} AT TIME ZONE $1 END)`;
 }
 
 /** Which tier can serve the interval exactly, given what the zone's offsets are over the range. */
@@ -92,9 +103,13 @@ export class SeriesQueries {
       interval.kind === 'bin'
         ? `date_bin(${step}, ($2::timestamptz - interval '1 day') AT TIME ZONE $1, timestamp '${BIN_ORIGIN}')`
         : `date_trunc('${interval.kind}', ($2::timestamptz - interval '1 day') AT TIME ZONE $1)`;
+    // A local time the clock showed twice (the night it goes back 30 min, 1 h or 2 h) converts to
+    // its later instant; the earlier one is a candidate too. Only real bucket starts survive the filter.
+    const shifts = interval.kind === 'bin' ? `(VALUES (interval '0'), (interval '30 minutes'), (interval '1 hour'), (interval '2 hours'))` : `(VALUES (interval '0'))`;
     const labels = `
       SELECT DISTINCT lab FROM (
-        SELECT l AT TIME ZONE $1 AS lab FROM generate_series(${localStart}, ($3::timestamptz + interval '1 day') AT TIME ZONE $1, ${step}) l
+        SELECT (l AT TIME ZONE $1) - s.shift AS lab
+        FROM generate_series(${localStart}, ($3::timestamptz + interval '1 day') AT TIME ZONE $1, ${step}) l, ${shifts} AS s(shift)
       ) g WHERE lab >= $2 AND lab < $3 AND ${bucketSql(interval, 'lab')} = lab`;
     // Offsets are sampled once a day over the rows read; no zone has kept an offset for less than a day.
     const [lo, hi] = this.readRange(interval, from, to).map((d) => d.getTime());

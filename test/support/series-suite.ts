@@ -49,11 +49,21 @@ function rng(seed: number): () => number {
 const seenOf = (batch: readonly Sample[]) =>
   [...new Set(batch.map((s) => s.deviceId))].map((deviceId) => ({ deviceId, firstSeenMs: Date.now(), lastSeenMs: Date.now() }));
 
-/** The bucket start of `ts` as the contract defines it, written out independently of the service. */
+/**
+ * The bucket start of `ts`, written out here independently of the service:
+ * days, weeks and months by date_trunc in the zone; N-minute / N-hour buckets
+ * start when the zone's wall clock entered the bin of date_bin over local
+ * time: `ts` minus the local time elapsed since the bin start, unless the
+ * zone's offset differs at that instant (a DST change inside the bucket),
+ * in which case the bin start read as local time.
+ */
 function referenceBucket(interval: string): string {
-  const bin = /^(\d+)(m|h)$/.exec(interval);
-  if (bin) return `(date_bin(interval '${bin[1]} ${bin[2] === 'm' ? 'minutes' : 'hours'}', ts AT TIME ZONE $1, timestamp '2000-01-01') AT TIME ZONE $1)`;
-  return `date_trunc('${{ '1d': 'day', '1w': 'week', '1mo': 'month' }[interval]}', ts, $1)`;
+  const match = /^(\d+)(m|h)$/.exec(interval);
+  if (!match) return `date_trunc('${{ '1d': 'day', '1w': 'week', '1mo': 'month' }[interval]}', ts, $1)`;
+  const offset = (t: string) => `((${t}) AT TIME ZONE $1 - (${t}) AT TIME ZONE 'UTC')`;
+  const bin = `date_bin(interval '${match[1]} ${match[2] === 'm' ? 'minutes' : 'hours'}', ts AT TIME ZONE $1, timestamp '2000-01-01')`;
+  const entered = `(ts - (ts AT TIME ZONE $1 - ${bin}))`;
+  return `(CASE WHEN ${offset(entered)} = ${offset('ts')} THEN ${entered} ELSE ${bin} AT TIME ZONE $1 END)`;
 }
 
 interface RefRow {
@@ -280,6 +290,13 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
       expect(spring.t).toHaveLength(23);
       expect(spring.t.map((t) => local(t, 'Europe/Paris').time)).not.toContain('02:00');
       expect(spring.t.every((t) => local(t, 'Europe/Paris').time.endsWith(':00'))).toBe(true);
+    });
+
+    it('1h in Europe/Paris the night clocks go back: the repeated local hour is two buckets, 25 in the day', async () => {
+      const fall = await series({ interval: '1h', tz: 'Europe/Paris', fill: 'null', from: '2026-10-24T22:00:00Z', to: '2026-10-25T23:00:00Z' });
+      expect(fall.t).toEqual(Array.from({ length: 25 }, (_, h) => new Date(Date.UTC(2026, 9, 24, 22 + h)).toISOString()));
+      expect(fall.t.map((t) => local(t, 'Europe/Paris').time).filter((t) => t === '02:00')).toHaveLength(2);
+      expect(fall.count!.every((n) => n > 0)).toBe(true);
     });
 
     it('1h in Asia/Kolkata starts at half past the UTC hour', async () => {
