@@ -41,6 +41,8 @@ export interface SeriesFrame {
   /** Whether the zone's offset is a whole number of hours / minutes over the range read. */
   wholeHours: boolean;
   wholeMinutes: boolean;
+  /** The zone's UTC offset in seconds when it is the same all over the range read (no DST change), else undefined. */
+  offsetS: number | undefined;
 }
 
 export interface SeriesSelection {
@@ -70,8 +72,12 @@ const UTC_ZONES = new Set(['UTC', 'Etc/UTC', 'Etc/UCT', 'Etc/GMT', 'GMT', 'Etc/U
  * alone, this keeps the repeated hour of the night clocks go back as two
  * buckets, each starting no later than its samples.
  */
-export function bucketSql(interval: SeriesInterval, x: string): string {
+export function bucketSql(interval: SeriesInterval, x: string, offsetS?: number): string {
   if (interval.kind !== 'bin') return `date_trunc('${interval.kind}', ${x}, $1)`;
+  // One offset over the whole range (UTC, or no DST change): plain bins from local midnight, far cheaper per row.
+  if (offsetS !== undefined) {
+    return `date_bin(interval '${interval.strideMinutes} minutes', ${x}, timestamptz '${BIN_ORIGIN}+00' - interval '${offsetS} seconds')`;
+  }
   const b = `date_bin(interval '${interval.strideMinutes} minutes', (${x}) AT TIME ZONE $1, timestamp '${BIN_ORIGIN}')`;
   const entered = `((${x}) - ((${x}) AT TIME ZONE $1 - ${b}))`;
   return `(CASE WHEN ${entered} AT TIME ZONE $1 = ${b} THEN ${entered} ELSE ${b} AT TIME ZONE $1 END)`;
@@ -97,7 +103,7 @@ export class SeriesQueries {
    */
   async frame(interval: SeriesInterval, tz: string, from: Date, to: Date, want: { labels: boolean; count: boolean }): Promise<SeriesFrame> {
     const utc = UTC_ZONES.has(tz);
-    if (utc && !want.labels && !want.count) return { labels: undefined, count: undefined, wholeHours: true, wholeMinutes: true };
+    if (utc && !want.labels && !want.count) return { labels: undefined, count: undefined, wholeHours: true, wholeMinutes: true, offsetS: 0 };
     const step = interval.kind === 'bin' ? `interval '${interval.strideMinutes} minutes'` : `interval '1 ${interval.kind}'`;
     const localStart =
       interval.kind === 'bin'
@@ -115,11 +121,18 @@ export class SeriesQueries {
     const [lo, hi] = this.readRange(interval, from, to).map((d) => d.getTime());
     const checkFrom = new Date(Math.max(lo, Date.UTC(2000, 0, 1)));
     const checkTo = new Date(Math.max(checkFrom.getTime(), Math.min(hi, Date.now() + 2 * DAY_MS)));
-    const [row] = await this.db.query<{ labels: number[] | null; n: number | null; hours: boolean | null; minutes: boolean | null }>(
+    const [row] = await this.db.query<{
+      labels: number[] | null;
+      n: number | null;
+      hours: boolean | null;
+      minutes: boolean | null;
+      lowest: number | null;
+      highest: number | null;
+    }>(
       `SELECT
         ${want.labels ? `(SELECT array_agg(date_part('epoch', lab) * 1000 ORDER BY lab) FROM (${labels}) x)` : 'NULL::float8[]'} AS labels,
         ${want.count ? `(SELECT count(*)::int FROM (${labels}) x)` : 'NULL::int'} AS n,
-        bool_and(o % 3600 = 0) AS hours, bool_and(o % 60 = 0) AS minutes
+        bool_and(o % 3600 = 0) AS hours, bool_and(o % 60 = 0) AS minutes, min(o) AS lowest, max(o) AS highest
       FROM (
         SELECT extract(epoch FROM (d AT TIME ZONE $1) - (d AT TIME ZONE 'UTC'))::int AS o
         FROM (SELECT generate_series($4::timestamptz, $5::timestamptz, interval '1 day') AS d UNION ALL SELECT $5::timestamptz) s
@@ -133,11 +146,13 @@ export class SeriesQueries {
       count: want.count ? (row.n ?? 0) : undefined,
       wholeHours: row.hours ?? true,
       wholeMinutes: row.minutes ?? true,
+      offsetS: utc ? 0 : row.lowest !== null && row.lowest === row.highest ? row.lowest : undefined,
     };
   }
 
   /** Figures per metric and bucket for buckets starting in [from, to), from the given tier. */
-  async buckets(sel: SeriesSelection, tier: Tier): Promise<BucketRow[]> {
+  /** `offsetS`: the zone's offset when constant over the range (SeriesFrame.offsetS), for the cheaper bucket expression. */
+  async buckets(sel: SeriesSelection, tier: Tier, offsetS?: number): Promise<BucketRow[]> {
     const [lo, hi] = this.readRange(sel.interval, sel.from, sel.to);
     const params: unknown[] = [sel.tz, sel.from.toISOString(), sel.to.toISOString(), lo.toISOString(), hi.toISOString()];
     const where: string[] = [];
@@ -168,8 +183,8 @@ export class SeriesQueries {
     const rows = await this.db.query<BucketRow>(
       `SELECT metric, bucket, sum(count)::float8 AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max
         ${firstLast ? `, (min(ARRAY[date_part('epoch', first_ts), first]))[2] AS first, (max(ARRAY[date_part('epoch', last_ts), last]))[2] AS last` : ''}
-      FROM (SELECT r.*, ${bucketSql(sel.interval, 'r.t')} AS bucket FROM (${source}) r) x
-      WHERE bucket >= $2 AND bucket < $3
+      FROM (SELECT r.*, ${bucketSql(sel.interval, 'r.t', offsetS)} AS bucket FROM (${source}) r) x
+      WHERE bucket >= $2 AND bucket < $3 AND $1::text IS NOT NULL -- the zone is unused with a fixed offset; pg needs every parameter typed
       GROUP BY metric, bucket ORDER BY metric, bucket`,
       params,
     );

@@ -82,7 +82,7 @@ export class SeriesService {
     );
     const n = frame.labels?.length ?? frame.count ?? 0;
     if (mustCount && n > MAX_BUCKETS) throw tooManyBuckets(sel.interval);
-    const rows = await this.zoneAware(() => this.queries.buckets(sel, chooseTier(sel.interval, sel.aggs, frame)));
+    const rows = await this.zoneAware(() => this.queries.buckets(sel, chooseTier(sel.interval, sel.aggs, frame), frame.offsetS));
     return columns(rows, sel.aggs, fill === 'null' ? (frame.labels ?? []) : undefined, metrics);
   }
 
