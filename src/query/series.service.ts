@@ -29,12 +29,21 @@ export interface FleetSeriesAnswer extends SeriesAnswer {
 
 /** Rows per FETCH of the CSV cursor: about 100 KB of text. */
 const CSV_FETCH_ROWS = 2000;
+/**
+ * CSV exports running at once per instance; more wait for a slot. Each holds
+ * a pool connection for as long as its client takes to read, and the pool
+ * (10 connections, 8 embedded) also carries ingestion.
+ */
+const MAX_CONCURRENT_EXPORTS = 2;
 const MINUTE_MS = 60_000;
 /** PostgreSQL's "invalid_parameter_value", raised for a zone its tz database lacks. */
 const INVALID_PARAMETER = '22023';
 
 @Injectable()
 export class SeriesService {
+  private exportsRunning = 0;
+  private readonly exportQueue: Array<() => void> = [];
+
   constructor(
     private readonly queries: SeriesQueries,
     private readonly telemetry: TelemetryQueries,
@@ -103,6 +112,21 @@ export class SeriesService {
     }
   }
 
+  /** Waits for one of the MAX_CONCURRENT_EXPORTS slots; resolves with its release. */
+  private async exportSlot(): Promise<() => void> {
+    if (this.exportsRunning >= MAX_CONCURRENT_EXPORTS) await new Promise<void>((resolve) => this.exportQueue.push(resolve));
+    else this.exportsRunning++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      // Hand the slot straight to the next waiter, or free it.
+      const next = this.exportQueue.shift();
+      if (next) next();
+      else this.exportsRunning--;
+    };
+  }
+
   /**
    * The device's samples as CSV (`ts,metric,value`, oldest first), fetched in
    * chunks through a cursor on a pool connection of its own. The stream pulls
@@ -113,12 +137,14 @@ export class SeriesService {
   async samplesCsv(deviceId: string, metric: string | undefined, from: Date, to: Date): Promise<Readable> {
     if (!(await this.telemetry.findDevice(deviceId))) throw new NotFoundException(`device ${deviceId} not found`);
     const db = this.db;
+    const slot = () => this.exportSlot();
     async function* lines(): AsyncGenerator<string> {
       yield 'ts,metric,value\n';
-      const runner = db.dataSource.createQueryRunner();
-      await runner.connect();
+      const release = await slot();
       let open = false;
+      const runner = db.dataSource.createQueryRunner();
       try {
+        await runner.connect();
         await runner.query('BEGIN READ ONLY');
         open = true;
         const params = [deviceId, from.toISOString(), to.toISOString()];
@@ -144,6 +170,7 @@ export class SeriesService {
       } finally {
         if (open) await runner.query('ROLLBACK').catch(() => undefined);
         await runner.release();
+        release();
       }
     }
     return Readable.from(lines(), { objectMode: false, highWaterMark: 256 * 1024 });

@@ -557,6 +557,40 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
           spy.mockRestore();
         }
       }, 300_000);
+
+      it('runs at most two exports at once (each holds a pool connection); a third waits for a slot and then completes', async () => {
+        const ds = backend.app.get(DatabaseService).dataSource;
+        const original = ds.createQueryRunner.bind(ds);
+        let cursors = 0;
+        const spy = jest.spyOn(ds, 'createQueryRunner').mockImplementation((...args) => {
+          const runner = original(...args);
+          const query = runner.query.bind(runner);
+          runner.query = ((sql: string, params?: unknown[]) => {
+            if (sql.startsWith('DECLARE')) cursors++;
+            return query(sql, params);
+          }) as typeof runner.query;
+          return runner;
+        });
+        const responses: Array<import('node:http').IncomingMessage> = [];
+        try {
+          responses.push(...(await Promise.all([0, 1, 2].map(() => open('/api/devices/dev-csv/samples.csv')))));
+          for (const res of responses) res.pause();
+          await new Promise((r) => setTimeout(r, 2000));
+          expect(cursors).toBe(2);
+          const sizes = await Promise.all(
+            responses.map(async (res) => {
+              let lines = 0;
+              for await (const chunk of res) lines += String(chunk).split('\n').length - 1;
+              return lines;
+            }),
+          );
+          expect(sizes).toEqual([N + 1, N + 1, N + 1]);
+          expect(cursors).toBe(3);
+        } finally {
+          spy.mockRestore();
+          for (const res of responses) res.destroy();
+        }
+      }, 300_000);
     }
   });
 }
