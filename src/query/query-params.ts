@@ -27,7 +27,7 @@ const intParam = (name: string, { min, max, default: fallback }: { min: number; 
       return n;
     });
 
-const timeParam = (name: string) =>
+export const timeParam = (name: string) =>
   z
     .string()
     .optional()
@@ -62,7 +62,7 @@ function isCalendarDate(ymd: string): boolean {
   return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+export function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input ?? {});
   if (!result.success) throw new BadRequestException(result.error.issues.map((i) => i.message).join('; '));
   return result.data;

@@ -8,12 +8,14 @@ export const cacheKeys = {
   stats: (deviceId: string) => `${KEY_PREFIX}stats:{${deviceId}}`,
   hourly: (deviceId: string, metric: string, fromMs: number, toMs: number) =>
     `${KEY_PREFIX}hourly:{${deviceId}}:${metric}:${fromMs}:${toMs}`,
+  /** `rest` identifies the query (interval, zone, aggregates, metrics, range). */
+  series: (deviceId: string, rest: string) => `${KEY_PREFIX}series:{${deviceId}}:${rest}`,
   dashboard: () => `${KEY_PREFIX}dashboard`,
   /** Patterns covering everything cached about one device. */
-  devicePatterns: (deviceId: string) => [`${KEY_PREFIX}hourly:{${escapeGlob(deviceId)}}:*`],
+  devicePatterns: (deviceId: string) => [`${KEY_PREFIX}hourly:{${escapeGlob(deviceId)}}:*`, `${KEY_PREFIX}series:{${escapeGlob(deviceId)}}:*`],
   deviceKeys: (deviceId: string) => [cacheKeys.latest(deviceId), cacheKeys.stats(deviceId)],
-  /** The four cache classes; what POST /api/cache/clear empties by default. */
-  allCachePatterns: () => [`${KEY_PREFIX}latest:*`, `${KEY_PREFIX}stats:*`, `${KEY_PREFIX}hourly:*`, `${KEY_PREFIX}dashboard`],
+  /** The cache classes (series answers count as hourly); what POST /api/cache/clear empties by default. */
+  allCachePatterns: () => [`${KEY_PREFIX}latest:*`, `${KEY_PREFIX}stats:*`, `${KEY_PREFIX}hourly:*`, `${KEY_PREFIX}series:*`, `${KEY_PREFIX}dashboard`],
   /** Everything the service keeps in Redis (what /api/cache/stats counts). */
   everything: () => `${KEY_PREFIX}*`,
 };

@@ -1,4 +1,5 @@
-// Owns the daily partitions of `samples` after the migration made them: keeps
+// Owns the daily partitions of `samples` and of its minute rollup
+// `minute_aggregates` after the migrations made them: keeps
 // every UTC day from the catch-all partition's bound through today + 7 days
 // covered, and, when RETENTION_DAYS is set, drops whole days older than the
 // cutoff. Runs at start-up (before ingestion consumes anything), every hour,
@@ -9,6 +10,10 @@
 // the newest day created. Dropping old days would open a hole below the first
 // kept day, so the same transaction moves the catch-all's bound up over the
 // dropped range: a sample with an old timestamp always has somewhere to go.
+// Both tables get the same plan from the same clock, so a day of samples and
+// its minute rollups are dropped together and the rollup keeps equalling the
+// samples. The retention cutoff is a whole minute for the same reason: a
+// trimmed catch-all never keeps part of a minute whose rollup row is gone.
 import { Logger, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { DatabaseService } from './database.service';
@@ -51,18 +56,38 @@ export interface PlanInput {
   retentionDays: number | undefined;
   /** A timestamp that must have a partition when the run is done (a failed write's newest sample). */
   through?: number;
+  /** Which table's partitions these are; samples when absent. */
+  table?: string;
 }
 
+/** A table partitioned by UTC day on one timestamptz column. */
+export interface PartitionedTable {
+  name: string;
+  /** The partition key column (what a catch-all trim compares). */
+  column: string;
+  /** Storage parameters of each partition (a partitioned parent cannot carry them in PostgreSQL 15). */
+  storage: string;
+}
+
+export const SAMPLES_TABLE: PartitionedTable = { name: 'samples', column: 'ts', storage: '' };
+/** Rows of the current minute are updated by every batch: room on the page for HOT updates, as for hourly_aggregates. */
+export const MINUTE_AGGREGATES_TABLE: PartitionedTable = { name: 'minute_aggregates', column: 'bucket', storage: ' WITH (fillfactor = 50)' };
+/** Maintained in this order (writers lock samples first too). */
+const TABLES = [SAMPLES_TABLE, MINUTE_AGGREGATES_TABLE];
+
 export const CATCHALL_NAME = 'samples_catchall';
+const MINUTE_MS = 60_000;
 export const floorDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
-export const dailyPartitionName = (dayMs: number) => `samples_p${new Date(dayMs).toISOString().slice(0, 10).replace(/-/g, '')}`;
+export const dailyPartitionName = (dayMs: number, table = SAMPLES_TABLE.name) =>
+  `${table}_p${new Date(dayMs).toISOString().slice(0, 10).replace(/-/g, '')}`;
+const catchAllName = (table: string) => `${table}_catchall`;
 
 /**
  * What one run must do, from the catalogue as it is: a pure function so the
  * layout rules are testable without a database. Order matters: retention
  * first (it moves the catch-all's bound), then the days from that bound on.
  */
-export function planPartitions({ partitions, now, retentionDays, through }: PlanInput): PartitionStep[] {
+export function planPartitions({ partitions, now, retentionDays, through, table = SAMPLES_TABLE.name }: PlanInput): PartitionStep[] {
   const steps: PartitionStep[] = [];
   const catchAll = partitions.find((p) => p.from === null);
   let daily = partitions.filter((p): p is PartitionRange & { from: number } => p.from !== null).sort((a, b) => a.from - b.from);
@@ -73,12 +98,12 @@ export function planPartitions({ partitions, now, retentionDays, through }: Plan
     bound = catchAll.to ?? Number.POSITIVE_INFINITY;
   } else {
     bound = daily[0]?.from ?? today;
-    steps.push({ kind: 'create-catchall', name: CATCHALL_NAME, to: bound });
+    steps.push({ kind: 'create-catchall', name: catchAllName(table), to: bound });
   }
-  const catchAllName = catchAll?.name ?? CATCHALL_NAME;
+  const catchAllPartition = catchAll?.name ?? catchAllName(table);
 
   if (retentionDays !== undefined) {
-    const cutoff = now - retentionDays * DAY_MS;
+    const cutoff = Math.floor((now - retentionDays * DAY_MS) / MINUTE_MS) * MINUTE_MS;
     const expired = daily.filter((p) => p.to !== null && p.to <= cutoff);
     const kept = daily.filter((p) => !expired.includes(p));
     // Everything below the new bound is older than the cutoff; the bound never passes a kept day.
@@ -87,12 +112,12 @@ export function planPartitions({ partitions, now, retentionDays, through }: Plan
     if (target > bound) {
       for (const p of expired) steps.push({ kind: 'drop', name: p.name, from: p.from, to: p.to as number });
       // Every row in the catch-all is below the old bound, so older than the cutoff: empty it whole.
-      steps.push({ kind: 'empty-catchall', name: catchAllName });
-      steps.push({ kind: 'extend-catchall', name: catchAllName, from: bound, to: target });
+      steps.push({ kind: 'empty-catchall', name: catchAllPartition });
+      steps.push({ kind: 'extend-catchall', name: catchAllPartition, from: bound, to: target });
       bound = target;
       daily = kept;
     } else {
-      steps.push({ kind: 'trim-catchall', name: catchAllName, before: cutoff });
+      steps.push({ kind: 'trim-catchall', name: catchAllPartition, before: cutoff });
     }
   }
 
@@ -101,7 +126,7 @@ export function planPartitions({ partitions, now, retentionDays, through }: Plan
   for (let from = bound; from < horizon; ) {
     const to = floorDay(from) + DAY_MS;
     const taken = daily.some((p) => p.from < to && (p.to === null || p.to > from));
-    if (!taken) steps.push({ kind: 'create', name: dailyPartitionName(from), from, to });
+    if (!taken) steps.push({ kind: 'create', name: dailyPartitionName(from, table), from, to });
     from = to;
   }
   return steps;
@@ -157,15 +182,20 @@ export class PartitionMaintainer implements OnModuleInit, BeforeApplicationShutd
       await m.query('SELECT pg_advisory_xact_lock($1)', [MAINTENANCE_LOCK_KEY]);
       // After the advisory lock: waiting for another instance's run is fine, waiting behind a long query is not.
       await m.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-      const partitions = await readPartitions(m);
-      const steps = planPartitions({ partitions, now, retentionDays: this.retentionDays, through });
-      // Lock the parent before any child, in the order writers take them, so a run cannot deadlock an insert.
-      if (steps.some((s) => s.kind !== 'create' && s.kind !== 'trim-catchall')) {
-        await m.query('LOCK TABLE ONLY samples IN ACCESS EXCLUSIVE MODE');
+      const plans: Array<{ table: PartitionedTable; steps: PartitionStep[] }> = [];
+      for (const table of TABLES) {
+        const partitions = await readPartitions(m, table.name);
+        plans.push({ table, steps: planPartitions({ partitions, now, retentionDays: this.retentionDays, through, table: table.name }) });
       }
-      for (const step of steps) {
-        const deleted = await execute(m, step);
-        if (step.kind !== 'trim-catchall' || deleted) done.push({ step, deleted });
+      // Lock the parents before any child, in the order writers take them, so a run cannot deadlock an insert.
+      if (plans.some((p) => p.steps.some((s) => s.kind !== 'create' && s.kind !== 'trim-catchall'))) {
+        for (const { table } of plans) await m.query(`LOCK TABLE ONLY ${table.name} IN ACCESS EXCLUSIVE MODE`);
+      }
+      for (const { table, steps } of plans) {
+        for (const step of steps) {
+          const deleted = await execute(m, table, step);
+          if (step.kind !== 'trim-catchall' || deleted) done.push({ step, deleted });
+        }
       }
     });
     // Logged after the commit: until then nothing happened.
@@ -178,7 +208,7 @@ export class PartitionMaintainer implements OnModuleInit, BeforeApplicationShutd
   }
 }
 
-async function readPartitions(m: EntityManager): Promise<PartitionRange[]> {
+async function readPartitions(m: EntityManager, table: string): Promise<PartitionRange[]> {
   // Bounds are parsed back by PostgreSQL itself from the text it printed, so
   // the session's DateStyle and time zone cannot confuse them.
   const rows = (await m.query(`
@@ -186,37 +216,38 @@ async function readPartitions(m: EntityManager): Promise<PartitionRange[]> {
       (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz AS "from",
       (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]::timestamptz AS "to"
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'samples'::regclass`)) as Array<{ name: string; from: Date | null; to: Date | null }>;
+    WHERE i.inhparent = $1::regclass`, [table])) as Array<{ name: string; from: Date | null; to: Date | null }>;
   return rows.map((r) => ({ name: r.name, from: r.from?.getTime() ?? null, to: r.to?.getTime() ?? null }));
 }
 
 /** Runs one step; for a trim, resolves with the number of rows deleted. */
-async function execute(m: EntityManager, step: PartitionStep): Promise<number | undefined> {
+async function execute(m: EntityManager, table: PartitionedTable, step: PartitionStep): Promise<number | undefined> {
+  const parent = table.name;
   switch (step.kind) {
     case 'create':
       // CREATE … PARTITION OF would take an ACCESS EXCLUSIVE lock on samples;
       // ATTACH takes SHARE UPDATE EXCLUSIVE, which blocks neither writes nor reads.
-      await m.query(`CREATE TABLE ${step.name} (LIKE samples INCLUDING ALL)`);
-      await m.query(`ALTER TABLE samples ATTACH PARTITION ${step.name} FOR VALUES FROM (${literal(step.from)}) TO (${literal(step.to)})`);
+      await m.query(`CREATE TABLE ${step.name} (LIKE ${parent} INCLUDING ALL)${table.storage}`);
+      await m.query(`ALTER TABLE ${parent} ATTACH PARTITION ${step.name} FOR VALUES FROM (${literal(step.from)}) TO (${literal(step.to)})`);
       return undefined;
     case 'drop':
       await m.query(`DROP TABLE ${step.name}`);
       return undefined;
     case 'create-catchall':
-      await m.query(`CREATE TABLE ${step.name} (LIKE samples INCLUDING ALL)`);
-      await m.query(`ALTER TABLE samples ATTACH PARTITION ${step.name} FOR VALUES FROM (MINVALUE) TO (${literal(step.to)})`);
+      await m.query(`CREATE TABLE ${step.name} (LIKE ${parent} INCLUDING ALL)${table.storage}`);
+      await m.query(`ALTER TABLE ${parent} ATTACH PARTITION ${step.name} FOR VALUES FROM (MINVALUE) TO (${literal(step.to)})`);
       return undefined;
     case 'empty-catchall':
       await m.query(`TRUNCATE ${step.name}`);
       return undefined;
     case 'extend-catchall':
       // A bound cannot be altered in place; the table is empty here, so re-attaching checks nothing.
-      await m.query(`ALTER TABLE samples DETACH PARTITION ${step.name}`);
-      await m.query(`ALTER TABLE samples ATTACH PARTITION ${step.name} FOR VALUES FROM (MINVALUE) TO (${literal(step.to)})`);
+      await m.query(`ALTER TABLE ${parent} DETACH PARTITION ${step.name}`);
+      await m.query(`ALTER TABLE ${parent} ATTACH PARTITION ${step.name} FOR VALUES FROM (MINVALUE) TO (${literal(step.to)})`);
       return undefined;
     case 'trim-catchall': {
       // Only late or old-clock samples (and, after an upgrade, the old table) live here, so it is small.
-      const [row] = (await m.query(`WITH d AS (DELETE FROM ${step.name} WHERE ts < $1 RETURNING 1) SELECT count(*)::int AS n FROM d`, [
+      const [row] = (await m.query(`WITH d AS (DELETE FROM ${step.name} WHERE ${table.column} < $1 RETURNING 1) SELECT count(*)::int AS n FROM d`, [
         iso(step.before),
       ])) as Array<{ n: number }>;
       return row.n;

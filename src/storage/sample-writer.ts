@@ -1,7 +1,7 @@
 // The one write path for samples, used on real and embedded PostgreSQL alike.
 // A batch is ONE statement (so one transaction): samples are inserted
 // idempotently, and only the rows that were really inserted feed the hourly
-// rollups, so redeliveries and duplicates never double-count. Whole columns go
+// and minute rollups, so redeliveries and duplicates never double-count. Whole columns go
 // as arrays (4+3 bind parameters whatever the batch size: no 65,535 limit);
 // the four sample columns travel as comma-joined text, because device ids and
 // metric names cannot contain ',' (payload-parser patterns) and a native
@@ -39,6 +39,28 @@ rollup AS (
     sum = h.sum + EXCLUDED.sum,
     min = LEAST(h.min, EXCLUDED.min),
     max = GREATEST(h.max, EXCLUDED.max)
+),
+minutes AS (
+  -- first/last travel as {ts, value} pairs: min()/max() of a float8[] pair
+  -- picks the value at the earliest/latest time without a sort per group.
+  -- Epoch seconds as float8 keep ms (and µs) exactly and order like ts.
+  INSERT INTO minute_aggregates AS m (device_id, metric, bucket, count, sum, min, max, first_ts, first, last_ts, last)
+  SELECT device_id, metric, bucket, n, total, lo, hi, to_timestamp(f[1]), f[2], to_timestamp(l[1]), l[2]
+  FROM (
+    SELECT device_id, metric, date_trunc('minute', ts, 'UTC') AS bucket, count(*) AS n, sum(value) AS total,
+      min(value) AS lo, max(value) AS hi, min(ARRAY[date_part('epoch', ts), value]) AS f, max(ARRAY[date_part('epoch', ts), value]) AS l
+    FROM inserted GROUP BY 1, 2, 3
+  ) g ORDER BY 1, 2, 3
+  ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
+    count = m.count + EXCLUDED.count,
+    sum = m.sum + EXCLUDED.sum,
+    min = LEAST(m.min, EXCLUDED.min),
+    max = GREATEST(m.max, EXCLUDED.max),
+    -- (device, metric, ts) is unique, so first_ts/last_ts never tie.
+    first_ts = LEAST(m.first_ts, EXCLUDED.first_ts),
+    first = CASE WHEN EXCLUDED.first_ts < m.first_ts THEN EXCLUDED.first ELSE m.first END,
+    last_ts = GREATEST(m.last_ts, EXCLUDED.last_ts),
+    last = CASE WHEN EXCLUDED.last_ts > m.last_ts THEN EXCLUDED.last ELSE m.last END
 ),
 seen AS (
   INSERT INTO devices AS d (id, first_seen, last_seen)

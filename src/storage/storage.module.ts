@@ -7,6 +7,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { DatabaseService } from './database.service';
 import { PartitionMaintainer } from './partition-maintainer';
 import { SampleWriter } from './sample-writer';
+import { SeriesQueries } from './series-queries';
 import { TelemetryQueries } from './telemetry-queries';
 
 @Module({
@@ -27,7 +28,8 @@ import { TelemetryQueries } from './telemetry-queries';
     },
     SampleWriter,
     TelemetryQueries,
+    SeriesQueries,
   ],
-  exports: [DatabaseService, PartitionMaintainer, SampleWriter, TelemetryQueries],
+  exports: [DatabaseService, PartitionMaintainer, SampleWriter, TelemetryQueries, SeriesQueries],
 })
 export class StorageModule {}

@@ -121,7 +121,7 @@ describeWithServers(['postgres'])('TelemetryQueries (component, real PostgreSQL)
     const last = await queries.listDevices(4, 12);
     expect(last.items.map((d) => d.id)).toEqual(['page-09', 'page-10', 'page-11']);
     expect((await queries.listDevices(4, 15)).items).toEqual([]);
-    expect(first.items[2]).toEqual({ id: 'dev-c', firstSeen: new Date(longAgo).toISOString(), lastSeen: new Date(longAgo).toISOString() });
+    expect(first.items[2]).toEqual({ id: 'dev-c', firstSeen: new Date(longAgo).toISOString(), lastSeen: new Date(longAgo).toISOString(), status: 'online' });
   });
 
   it('dashboard: exact fleet figures from the rollups, every one a number', async () => {

@@ -7,7 +7,7 @@ import { Logger } from '@nestjs/common';
 import { loadConfig } from '../../src/config/load-config';
 import type { Sample } from '../../src/telemetry/sample';
 import { DatabaseService } from '../../src/storage/database.service';
-import { CATCHALL_NAME, DAY_MS, PartitionMaintainer, dailyPartitionName, floorDay } from '../../src/storage/partition-maintainer';
+import { CATCHALL_NAME, DAY_MS, PartitionMaintainer, type PartitionStep, dailyPartitionName, floorDay } from '../../src/storage/partition-maintainer';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { layoutProblems, migrateToBeforePartitioning, partitionLayout, rowsPerPartition } from '../support/partitions';
 import { describeWithServers } from '../support/servers';
@@ -30,6 +30,40 @@ async function startService(url: string): Promise<DatabaseService> {
 }
 
 const sample = (deviceId: string, metric: string, ts: number, value = 1): Sample => ({ deviceId, metric, ts, value });
+const toMinutes = (name: string) => name.replace(/^samples_/, 'minute_aggregates_');
+/** The steps taken on samples, after checking that minute_aggregates got the very same ones (its rollups go with its days). */
+function mirrored(steps: PartitionStep[]): PartitionStep[] {
+  const onSamples = steps.filter((s) => s.name.startsWith('samples_'));
+  expect(steps.filter((s) => s.name.startsWith('minute_aggregates_'))).toEqual(onSamples.map((s) => ({ ...s, name: toMinutes(s.name) })));
+  expect(steps).toHaveLength(2 * onSamples.length);
+  return onSamples;
+}
+/** Log lines about partitions of samples, after checking that minute_aggregates logged the same about its own. */
+function mirroredLogs(lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+  const onSamples = lines.filter((l) => String(l.partition).startsWith('samples_'));
+  const onMinutes = lines.filter((l) => String(l.partition).startsWith('minute_aggregates_'));
+  expect(onMinutes.map((l) => [l.msg, l.partition])).toEqual(onSamples.map((l) => [l.msg, toMinutes(String(l.partition))]));
+  return onSamples;
+}
+/** Moves the catch-all of samples and of minute_aggregates to end at `to` (both must be empty), as if the service had run since. */
+async function moveCatchAll(db: TestDatabase, to: number): Promise<void> {
+  for (const table of ['samples', 'minute_aggregates']) {
+    await db.query(`ALTER TABLE ${table} DETACH PARTITION ${table}_catchall`);
+    await db.query(`ALTER TABLE ${table} ATTACH PARTITION ${table}_catchall FOR VALUES FROM (MINVALUE) TO ('${new Date(to).toISOString()}')`);
+  }
+}
+/** Rows of minute_aggregates that differ from a GROUP BY over samples ([] when the tier is exact). */
+async function minuteTierDrift(db: TestDatabase): Promise<unknown[]> {
+  return db.query(`
+    WITH want AS (
+      SELECT device_id, metric, date_trunc('minute', ts, 'UTC') AS bucket, count(*)::int AS count, sum(value) AS sum, min(value) AS min, max(value) AS max,
+        min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first, max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last
+      FROM samples GROUP BY 1, 2, 3
+    )
+    (SELECT 'missing' AS side, * FROM want EXCEPT SELECT 'missing', * FROM minute_aggregates)
+    UNION ALL
+    (SELECT 'extra', * FROM minute_aggregates EXCEPT SELECT 'extra', * FROM want)`);
+}
 const seen = (samples: Sample[]) => [...new Set(samples.map((s) => s.deviceId))].map((deviceId) => ({ deviceId, firstSeenMs: Date.now(), lastSeenMs: Date.now() }));
 
 describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)', () => {
@@ -122,18 +156,17 @@ describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)
     });
 
     it('creates the days ahead as the clock moves on, logging one line per partition', async () => {
-      const steps = await new PartitionMaintainer(db, undefined, () => now + 3 * DAY_MS).run();
+      const steps = mirrored(await new PartitionMaintainer(db, undefined, () => now + 3 * DAY_MS).run());
       const expected = [8, 9, 10].map((d) => dailyPartitionName(today + d * DAY_MS));
       expect(steps.map((s) => s.name)).toEqual(expected);
-      expect(logs.map((l) => [l.msg, l.partition])).toEqual(expected.map((name) => ['partition created', name]));
+      expect(mirroredLogs(logs).map((l) => [l.msg, l.partition])).toEqual(expected.map((name) => ['partition created', name]));
       expect((await partitionLayout(testDb)).at(-1)?.to).toBe(today + 11 * DAY_MS);
       expect(await new PartitionMaintainer(db, undefined, () => now + 3 * DAY_MS).run()).toEqual([]);
     });
 
     it('RETENTION_DAYS drops whole days older than the cutoff, empties the catch-all, keeps newer days and the rollups', async () => {
       // As if the service had run for 12 days: the empty catch-all ends 12 days ago and every day since exists.
-      await testDb.query(`ALTER TABLE samples DETACH PARTITION ${CATCHALL_NAME}`);
-      await testDb.query(`ALTER TABLE samples ATTACH PARTITION ${CATCHALL_NAME} FOR VALUES FROM (MINVALUE) TO ('${new Date(today - 12 * DAY_MS).toISOString()}')`);
+      await moveCatchAll(testDb, today - 12 * DAY_MS);
       await new PartitionMaintainer(db, undefined, () => now).run();
       const writer = new SampleWriter(db, new PartitionMaintainer(db, undefined, () => now));
       const batch = [
@@ -150,14 +183,19 @@ describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)
       logs.length = 0;
 
       const retention = new PartitionMaintainer(db, 5, () => now);
-      const steps = await retention.run();
+      const steps = mirrored(await retention.run());
       const cutoff = now - 5 * DAY_MS;
       const dropped = steps.filter((s) => s.kind === 'drop');
       // Days whose end is at or before the cutoff: the 12 days up to and including the one that ends at floorDay(cutoff).
       expect(dropped.map((s) => s.name)).toEqual(Array.from({ length: 7 }, (_, i) => dailyPartitionName(today - (12 - i) * DAY_MS)));
       expect(dropped.every((s) => s.kind === 'drop' && s.to <= cutoff)).toBe(true);
       expect(steps.filter((s) => s.kind !== 'drop').map((s) => s.kind)).toEqual(['empty-catchall', 'extend-catchall']);
-      expect(logs.map((l) => l.msg)).toEqual([...dropped.map(() => 'partition dropped (retention)'), 'catch-all partition emptied (retention)', 'catch-all partition extended']);
+      expect(mirroredLogs(logs).map((l) => l.msg)).toEqual([
+        ...dropped.map(() => 'partition dropped (retention)'),
+        'catch-all partition emptied (retention)',
+        'catch-all partition extended',
+      ]);
+      expect(await minuteTierDrift(testDb)).toEqual([]);
 
       const parts = await partitionLayout(testDb);
       expect(layoutProblems(parts)).toEqual([]);
@@ -182,9 +220,13 @@ describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)
         { name: dailyPartitionName(floorDay(now - HOUR)), n: 1 },
       ]);
       logs.length = 0;
-      const steps = await maintainer.run();
+      const steps = mirrored(await maintainer.run());
       expect(steps.map((s) => s.kind)).toEqual(['trim-catchall']);
-      expect(logs).toEqual([expect.objectContaining({ msg: 'catch-all partition trimmed (retention)', partition: CATCHALL_NAME, deleted: 2 })]);
+      expect(logs).toEqual([
+        expect.objectContaining({ msg: 'catch-all partition trimmed (retention)', partition: CATCHALL_NAME, deleted: 2 }),
+        expect.objectContaining({ msg: 'catch-all partition trimmed (retention)', partition: 'minute_aggregates_catchall', deleted: 2 }),
+      ]);
+      expect(await minuteTierDrift(testDb)).toEqual([]);
       expect(await testDb.query(`SELECT count(*)::int AS n FROM samples WHERE device_id = 'dev-late'`)).toEqual([{ n: 1 }]);
     });
 
@@ -199,7 +241,7 @@ describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)
           const batch = [sample('dev-c', 'temp', now + day * HOUR), sample('dev-c', 'temp', now - 8 * DAY_MS + day)];
           const [stepsA, stepsB] = await Promise.all([a.run(), b.run(), writer.write(batch, seen(batch))]);
           // The advisory lock serialises them: whatever one did, the other found done.
-          const both = [...stepsA, ...stepsB];
+          const both = mirrored([...stepsA, ...stepsB]);
           expect(both.filter((s) => s.kind === 'drop').map((s) => s.name)).toEqual([dailyPartitionName(today + (day - 6) * DAY_MS)]);
           // Days exist up to today + 10 already; the horizon (clock day + 7) passes it on the fourth day.
           expect(both.filter((s) => s.kind === 'create').map((s) => s.name)).toEqual(day + 7 > 10 ? [dailyPartitionName(today + (day + 7) * DAY_MS)] : []);
@@ -243,7 +285,7 @@ describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)
       const writer = new SampleWriter(db, new PartitionMaintainer(db, undefined));
       const batch = [sample('dev-w', 'temp', now + 10 * DAY_MS)];
       expect(await writer.write(batch, seen(batch))).toEqual(batch);
-      expect(logs.map((l) => l.partition)).toEqual([8, 9, 10].map((d) => dailyPartitionName(floorDay(now) + d * DAY_MS)));
+      expect(mirroredLogs(logs).map((l) => l.partition)).toEqual([8, 9, 10].map((d) => dailyPartitionName(floorDay(now) + d * DAY_MS)));
       expect(layoutProblems(await partitionLayout(testDb))).toEqual([]);
     });
 
