@@ -1,8 +1,18 @@
 // Jest on Node 20 cannot require() the ESM-only Nest 12 / aedes packages, so
 // @swc/jest transpiles both our TypeScript and those packages to CommonJS.
 const esmPackages = [
-  '@nestjs', 'aedes', 'file-type', 'load-esm', 'uid', '@standard-schema', 'strtok3',
-  'token-types', 'peek-readable', '@tokenizer', 'uint8array-extras', 'cookie',
+  '@nestjs',
+  'aedes',
+  'file-type',
+  'load-esm',
+  'uid',
+  '@standard-schema',
+  'strtok3',
+  'token-types',
+  'peek-readable',
+  '@tokenizer',
+  'uint8array-extras',
+  'cookie',
 ];
 const swc = [
   '@swc/jest',

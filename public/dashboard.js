@@ -387,9 +387,7 @@
     const range = RANGES[state.range];
     const buckets = bucketsShown();
     const shown =
-      state.mode === 'series'
-        ? `${num.format(buckets)} ${buckets === 1 ? 'bucket' : 'buckets'} of ${range.interval}`
-        : `${num.format(countPoints())} points`;
+      state.mode === 'series' ? `${num.format(buckets)} ${buckets === 1 ? 'bucket' : 'buckets'} of ${range.interval}` : `${num.format(countPoints())} points`;
     const selected = state.selected ? deviceItems.get(state.selected) : undefined;
     const status = selected && selected.status ? `${selected.status} · ` : '';
     $('device-info').textContent = state.selected ? `${status}${shown} · last sample ${newest ? ago(newest) : '—'}` : '';
@@ -581,9 +579,7 @@
     const from = new Date(Math.max(Date.now() - windowMs, sinceMs || 0)).toISOString();
     const limit = state.range === '10m' ? MAX_POINTS * 4 : 10_000;
     try {
-      const { items } = await getJson(
-        `api/devices/${encodeURIComponent(id)}/samples?from=${encodeURIComponent(from)}&limit=${limit}`,
-      );
+      const { items } = await getJson(`api/devices/${encodeURIComponent(id)}/samples?from=${encodeURIComponent(from)}&limit=${limit}`);
       if (state.selected !== id || view !== state.view) return;
       const byTs = new Map();
       for (const { ts, metric, value } of items) {
@@ -887,7 +883,12 @@
       badge.dataset.severity = alarm.severity;
       const device = el('button', null, alarm.deviceId);
       device.addEventListener('click', () => select(alarm.deviceId));
-      li.append(badge, device, el('span', null, `${alarm.metric} = ${num.format(alarm.value)}`), el('span', 'muted', `${alarm.status}, raised ${clock.format(new Date(alarm.raisedAt))}`));
+      li.append(
+        badge,
+        device,
+        el('span', null, `${alarm.metric} = ${num.format(alarm.value)}`),
+        el('span', 'muted', `${alarm.status}, raised ${clock.format(new Date(alarm.raisedAt))}`),
+      );
       list.append(li);
     }
   }

@@ -28,10 +28,7 @@ async function main(): Promise<void> {
     times = [];
     values = [];
     writing = writing.then(() =>
-      db.query(
-        `INSERT INTO bare_samples SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[]) ON CONFLICT DO NOTHING`,
-        params,
-      ),
+      db.query(`INSERT INTO bare_samples SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[]) ON CONFLICT DO NOTHING`, params),
     );
   };
   const client = await mqtt.connectAsync(mqttUrl, { clientId: `bare-${process.pid}`, clean: true, protocolVersion: 4 });
@@ -51,7 +48,10 @@ async function main(): Promise<void> {
   await client.subscribeAsync('devices/+/telemetry', { qos: 1 });
   process.send?.({ ready: true });
   process.once('SIGTERM', () => {
-    void client.endAsync().then(() => db.end()).then(() => process.exit(0));
+    void client
+      .endAsync()
+      .then(() => db.end())
+      .then(() => process.exit(0));
   });
 }
 

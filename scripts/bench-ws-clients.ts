@@ -27,7 +27,8 @@ async function start(job: Job): Promise<void> {
       const msg = JSON.parse(raw.toString()) as { event: string; data: { ts: string } };
       if (msg.event === 'sample') latencies.push(now - Date.parse(msg.data.ts));
     });
-    for (let d = c; d < job.devices; d += job.clients) ws.send(JSON.stringify({ event: 'subscribe', data: { deviceId: `${job.devicePrefix ?? 'bench-'}${d}` } }));
+    for (let d = c; d < job.devices; d += job.clients)
+      ws.send(JSON.stringify({ event: 'subscribe', data: { deviceId: `${job.devicePrefix ?? 'bench-'}${d}` } }));
     sockets.push(ws);
   }
   process.send?.({ ready: true });

@@ -109,7 +109,10 @@ const procPeakRssMb = (pid: number) => procStatusMb(pid, 'VmHWM');
 const procRssMb = (pid: number) => procStatusMb(pid, 'VmRSS');
 
 /** Splits a load over publisher processes; resolves when every publish is acknowledged. */
-function publish(job: Omit<PublisherJob, 'count' | 'devices' | 'deviceOffset'> & { total: number; devices: number }, processes: number): Promise<Array<{ acked: number; seconds: number }>> {
+function publish(
+  job: Omit<PublisherJob, 'count' | 'devices' | 'deviceOffset'> & { total: number; devices: number },
+  processes: number,
+): Promise<Array<{ acked: number; seconds: number }>> {
   const perProcess = Math.ceil(job.total / processes);
   const devicesEach = Math.ceil(job.devices / processes);
   return Promise.all(
@@ -169,13 +172,19 @@ async function ingestPhase(dbUrl: string, db: Client): Promise<Record<string, nu
   const port = await freePort();
   let app: ChildProcess | undefined;
   try {
-    app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()) }, port);
+    app = await startApp(
+      { DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()) },
+      port,
+    );
     const pid = app.pid as number;
     const expected = totalMessages * METRICS_PER_MESSAGE;
     log(`ingest (service): ${totalMessages} QoS 1 messages × ${METRICS_PER_MESSAGE} metrics, ${deviceCount} devices, ${publisherCount} publisher processes`);
     const cpuStart = procCpuSeconds(pid);
     const started = Date.now();
-    const published = publish({ url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 3600_000, qos: 1 }, publisherCount);
+    const published = publish(
+      { url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 3600_000, qos: 1 },
+      publisherCount,
+    );
     const count = async () => Number((await db.query('SELECT count(*)::int AS n FROM samples')).rows[0].n);
     const { perSec, wall } = await measureRows(count, expected, started);
     const acks = await published;
@@ -238,19 +247,45 @@ async function alarmsPhase(dbUrl: string, db: Client): Promise<Record<string, nu
   const hookPort = (receiver.address() as { port: number }).port;
   let app: ChildProcess | undefined;
   try {
-    app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench-alarms', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), ADMIN_API_KEY: 'bench' }, port);
+    app = await startApp(
+      {
+        DATABASE_URL: dbUrl,
+        MQTT_URL: mosquitto.url,
+        INSTANCE_ID: 'bench-alarms',
+        REDIS_URL: REDIS_URL,
+        MQTT_PORT: String(await freePort()),
+        ADMIN_API_KEY: 'bench',
+      },
+      port,
+    );
     for (let i = 0; i < ruleCount; i++) {
       const res = await fetch(`http://127.0.0.1:${port}/api/alarm-rules`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-api-key': 'bench' },
-        body: JSON.stringify({ name: `bench ${i}`, metric: 'temperature', devices: [`bench-${i}`], condition: { op: '>', value: 22 }, forS: 0, clear: { hysteresis: 0.5, forS: 0 }, severity: 'minor', webhookUrl: `http://127.0.0.1:${hookPort}/hook` }),
+        body: JSON.stringify({
+          name: `bench ${i}`,
+          metric: 'temperature',
+          devices: [`bench-${i}`],
+          condition: { op: '>', value: 22 },
+          forS: 0,
+          clear: { hysteresis: 0.5, forS: 0 },
+          severity: 'minor',
+          webhookUrl: `http://127.0.0.1:${hookPort}/hook`,
+        }),
       });
       if (res.status !== 201) throw new Error(`creating alarm rule ${i}: HTTP ${res.status} ${await res.text()}`);
     }
     const probeRule = await fetch(`http://127.0.0.1:${port}/api/alarm-rules`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-api-key': 'bench' },
-      body: JSON.stringify({ name: 'probe', metric: 'probe', devices: '*', condition: { op: '>', value: 0 }, severity: 'warning', webhookUrl: `http://127.0.0.1:${hookPort}/hook` }),
+      body: JSON.stringify({
+        name: 'probe',
+        metric: 'probe',
+        devices: '*',
+        condition: { op: '>', value: 0 },
+        severity: 'warning',
+        webhookUrl: `http://127.0.0.1:${hookPort}/hook`,
+      }),
     });
     if (probeRule.status !== 201) throw new Error(`creating the probe rule: HTTP ${probeRule.status}`);
     const pid = app.pid as number;
@@ -258,7 +293,10 @@ async function alarmsPhase(dbUrl: string, db: Client): Promise<Record<string, nu
     log(`ingest with alarms: ${ruleCount} rules over ${deviceCount} devices, ${totalMessages} QoS 1 messages × ${METRICS_PER_MESSAGE} metrics`);
     const cpuStart = procCpuSeconds(pid);
     const started = Date.now();
-    const published = publish({ url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 3600_000, qos: 1 }, publisherCount);
+    const published = publish(
+      { url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 3600_000, qos: 1 },
+      publisherCount,
+    );
     const count = async () => Number((await db.query(`SELECT count(*)::int AS n FROM samples WHERE metric <> 'probe'`)).rows[0].n);
     const { perSec, wall } = await measureRows(count, expected, started);
     await published;
@@ -274,16 +312,25 @@ async function alarmsPhase(dbUrl: string, db: Client): Promise<Record<string, nu
     let probes = 0;
     const probeTimer = setInterval(() => {
       const n = probes++;
-      probe.publish(`devices/probe-${n % 10}/telemetry`, JSON.stringify({ ts: Date.now(), metrics: { probe: Math.floor(n / 10) % 2 === 0 ? 1 : -1 } }), { qos: 1 });
+      probe.publish(`devices/probe-${n % 10}/telemetry`, JSON.stringify({ ts: Date.now(), metrics: { probe: Math.floor(n / 10) % 2 === 0 ? 1 : -1 } }), {
+        qos: 1,
+      });
     }, 100);
-    await publish({ url: mosquitto.url, total: rate * ALARM_LATENCY_S, devices: deviceCount, window: 5000, baseTs: 0, qos: 1, rate, stampNow: true }, publisherCount);
+    await publish(
+      { url: mosquitto.url, total: rate * ALARM_LATENCY_S, devices: deviceCount, window: 5000, baseTs: 0, qos: 1, rate, stampNow: true },
+      publisherCount,
+    );
     clearInterval(probeTimer);
     await probe.endAsync();
     await new Promise((r) => setTimeout(r, 2000));
     probeLatencies.sort((a, b) => a - b);
     const probePct = (q: number) => (probeLatencies.length ? probeLatencies[Math.min(probeLatencies.length - 1, Math.floor(q * probeLatencies.length))] : NaN);
-    const outbox = (await db.query<{ id: string; created: string }>(`SELECT id, (extract(epoch FROM created_at) * 1000)::float8 AS created FROM alarm_outbox`)).rows;
-    const latencies = outbox.filter((r) => arrivals.has(r.id)).map((r) => (arrivals.get(r.id) as number) - Number(r.created)).sort((a, b) => a - b);
+    const outbox = (await db.query<{ id: string; created: string }>(`SELECT id, (extract(epoch FROM created_at) * 1000)::float8 AS created FROM alarm_outbox`))
+      .rows;
+    const latencies = outbox
+      .filter((r) => arrivals.has(r.id))
+      .map((r) => (arrivals.get(r.id) as number) - Number(r.created))
+      .sort((a, b) => a - b);
     const pct = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
     const alarms = Number((await db.query('SELECT count(*)::int AS n FROM alarms')).rows[0].n);
     // Where a probe raise's time goes: publish → evaluation (outbox row), outbox row → receiver.
@@ -331,7 +378,10 @@ async function barePhase(dbUrl: string, db: Client): Promise<Record<string, numb
     const expected = totalMessages * METRICS_PER_MESSAGE;
     const cpuStart = procCpuSeconds(pid);
     const started = Date.now();
-    const published = publish({ url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 7200_000, qos: 1 }, publisherCount);
+    const published = publish(
+      { url: mosquitto.url, total: totalMessages, devices: deviceCount, window: 2000, baseTs: Date.now() - 7200_000, qos: 1 },
+      publisherCount,
+    );
     const count = async () => Number((await db.query('SELECT count(*)::int AS n FROM bare_samples')).rows[0].n);
     const { perSec, wall } = await measureRows(count, expected, started);
     await published;
@@ -394,18 +444,39 @@ async function wsPhase(dbUrl: string, load: WsLoad): Promise<Record<string, numb
   let app: ChildProcess | undefined;
   const clients = fork(join(__dirname, 'bench-ws-clients.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   try {
-    app = await startApp({ DATABASE_URL: dbUrl, MQTT_URL: mosquitto.url, INSTANCE_ID: 'bench-ws', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), WS_RATE_LIMIT: '1000000' }, port);
+    app = await startApp(
+      {
+        DATABASE_URL: dbUrl,
+        MQTT_URL: mosquitto.url,
+        INSTANCE_ID: 'bench-ws',
+        REDIS_URL: REDIS_URL,
+        MQTT_PORT: String(await freePort()),
+        WS_RATE_LIMIT: '1000000',
+      },
+      port,
+    );
     clients.send({ job: { url: `ws://127.0.0.1:${port}/ws`, clients: load.clients, devices: load.devices } });
     await new Promise((resolve) => clients.once('message', resolve));
     await new Promise((r) => setTimeout(r, 1000));
     log(`${load.label}: ${load.rate} msg/s for ${load.seconds} s over ${load.devices} devices, ${load.clients} WebSocket clients in a separate process`);
-    await publish({ url: mosquitto.url, total: load.rate * load.seconds, devices: load.devices, window: 5000, baseTs: 0, qos: 1, rate: load.rate, stampNow: true }, publisherCount);
+    await publish(
+      { url: mosquitto.url, total: load.rate * load.seconds, devices: load.devices, window: 5000, baseTs: 0, qos: 1, rate: load.rate, stampNow: true },
+      publisherCount,
+    );
     await new Promise((r) => setTimeout(r, 2000));
     const rssAtEndMb = procRssMb(app.pid as number);
     const figures = await appFigures(port);
     clients.send({ stop: true });
     const stats = (await new Promise((resolve) => clients.once('message', resolve))) as { delivered: number; p50Ms: number; p99Ms: number; maxMs: number };
-    return { rateMsgPerSec: load.rate, devices: load.devices, clients: load.clients, ...stats, appRssAtEndMb: rssAtEndMb, appPeakRssMb: procPeakRssMb(app.pid as number), ...figures };
+    return {
+      rateMsgPerSec: load.rate,
+      devices: load.devices,
+      clients: load.clients,
+      ...stats,
+      appRssAtEndMb: rssAtEndMb,
+      appPeakRssMb: procPeakRssMb(app.pid as number),
+      ...figures,
+    };
   } finally {
     if (clients.exitCode === null) clients.kill('SIGKILL');
     await stopProcess(app);
@@ -441,7 +512,16 @@ async function httpPhase(dbUrl: string, db: Client): Promise<Record<string, numb
   /** The app with the given latest TTL (unset: the default a user runs with), warmed and checked. */
   const serve = async (latestTtlS: string | undefined) => {
     await stopProcess(app);
-    app = await startApp({ DATABASE_URL: dbUrl, INSTANCE_ID: 'bench-http', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), ...(latestTtlS ? { CACHE_TTL_LATEST_S: latestTtlS } : {}) }, port);
+    app = await startApp(
+      {
+        DATABASE_URL: dbUrl,
+        INSTANCE_ID: 'bench-http',
+        REDIS_URL: REDIS_URL,
+        MQTT_PORT: String(await freePort()),
+        ...(latestTtlS ? { CACHE_TTL_LATEST_S: latestTtlS } : {}),
+      },
+      port,
+    );
     for (const path of paths) await fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.text()); // warm the cache
     const probe = (await (await fetch(`http://127.0.0.1:${port}${paths[1]}`)).json()) as { deviceId?: string; metrics?: Record<string, number> };
     if (probe.deviceId !== 'bench-1' || Object.keys(probe.metrics ?? {}).length !== 4) throw new Error(`latest answered ${JSON.stringify(probe)}`);
@@ -503,7 +583,10 @@ async function statusPhase(dbUrl: string, db: Client): Promise<Record<string, nu
   let ws: WebSocket | undefined;
   let keepAlive: NodeJS.Timeout | undefined;
   try {
-    app = await startApp({ DATABASE_URL: dbUrl, INSTANCE_ID: 'bench-status', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), DEVICE_OFFLINE_AFTER_S: String(timeoutS) }, port);
+    app = await startApp(
+      { DATABASE_URL: dbUrl, INSTANCE_ID: 'bench-status', REDIS_URL: REDIS_URL, MQTT_PORT: String(await freePort()), DEVICE_OFFLINE_AFTER_S: String(timeoutS) },
+      port,
+    );
     // Device ids: the silent ones first, so "id < silent boundary" picks them.
     const width = String(devices).length;
     const id = (i: number) => `bst-${String(i).padStart(width, '0')}`;
@@ -540,19 +623,28 @@ async function statusPhase(dbUrl: string, db: Client): Promise<Record<string, nu
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const idleCpuPercent = round(((procCpuSeconds(app.pid as number) - cpu0) / idleSeconds) * 100, 2);
     await db.query('BEGIN');
-    const plan = (await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${SWEEP_SQL}`, [timeoutS, 5000])).rows as Array<{ 'QUERY PLAN': Array<{ 'Execution Time': number }> }>;
+    const plan = (await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${SWEEP_SQL}`, [timeoutS, 5000])).rows as Array<{
+      'QUERY PLAN': Array<{ 'Execution Time': number }>;
+    }>;
     await db.query('ROLLBACK');
     const sweepIdleMs = round(plan[0]['QUERY PLAN'][0]['Execution Time'], 3);
 
     log(`status: ${devices} devices, ${silentCount} go silent at once, DEVICE_OFFLINE_AFTER_S=${timeoutS}`);
     silenceStarted = true;
-    const [last] = (await db.query<{ t: Date }>(`WITH u AS (UPDATE devices SET last_seen = now() WHERE id < $1 RETURNING last_seen) SELECT max(last_seen) AS t FROM u`, [boundary])).rows;
+    const [last] = (
+      await db.query<{ t: Date }>(`WITH u AS (UPDATE devices SET last_seen = now() WHERE id < $1 RETURNING last_seen) SELECT max(last_seen) AS t FROM u`, [
+        boundary,
+      ])
+    ).rows;
     const deadline = last.t.getTime() + timeoutS * 1000;
     const cpu1 = procCpuSeconds(app.pid as number);
     await waitUntil(async () => offline.size >= silentCount, (timeoutS + 60) * 1000, `${silentCount} offline events`);
     const detectCpuSeconds = procCpuSeconds(app.pid as number) - cpu1;
     await new Promise((r) => setTimeout(r, 3000)); // duplicates or stray offlines would show up here
-    const delays = [...offline.entries()].filter(([k]) => !k.includes('#')).map(([, t]) => t - deadline).sort((a, b) => a - b);
+    const delays = [...offline.entries()]
+      .filter(([k]) => !k.includes('#'))
+      .map(([, t]) => t - deadline)
+      .sort((a, b) => a - b);
     const pct = (p: number) => delays[Math.min(delays.length - 1, Math.floor((p / 100) * delays.length))];
     const [{ n: wrong }] = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE (id < $1) <> (status = 'offline')`, [boundary])).rows;
     return {
@@ -631,11 +723,15 @@ async function main(): Promise<void> {
         runs: ingestRuns,
       };
       result.ingest = ingest;
-      log(`ingest: ${ingestMsg} msg/s (${ingest.medianSamplesPerSec} samples/s, median of ${ingestRuns.length}: ${ingestRuns.map((r) => r.sustainedMsgPerSec).join(', ')}); lost ${ingest.lostRows}, duplicates ${ingest.duplicateRows}; app CPU ${ingest.appCpuPercent} %, peak RSS ${ingest.appPeakRssMb} MB`);
+      log(
+        `ingest: ${ingestMsg} msg/s (${ingest.medianSamplesPerSec} samples/s, median of ${ingestRuns.length}: ${ingestRuns.map((r) => r.sustainedMsgPerSec).join(', ')}); lost ${ingest.lostRows}, duplicates ${ingest.duplicateRows}; app CPU ${ingest.appCpuPercent} %, peak RSS ${ingest.appPeakRssMb} MB`,
+      );
     }
     if (bareRuns.length > 0) {
       result.bare = { medianMsgPerSec: bareMsg, runs: bareRuns };
-      log(`bare pipeline: ${bareMsg} msg/s (median of ${bareRuns.length}: ${bareRuns.map((r) => r.sustainedMsgPerSec).join(', ')}); service / bare = ${round(ingestMsg / bareMsg, 2)}`);
+      log(
+        `bare pipeline: ${bareMsg} msg/s (median of ${bareRuns.length}: ${bareRuns.map((r) => r.sustainedMsgPerSec).join(', ')}); service / bare = ${round(ingestMsg / bareMsg, 2)}`,
+      );
     }
     // Compare with the ingest and bare phases of the same run (`--only ingest,bare,alarms`).
     if (want('alarms')) {
@@ -643,27 +739,41 @@ async function main(): Promise<void> {
       for (let round = 1; round <= rounds; round++) runs.push(await withDatabase(admin, alarmsPhase));
       const msg = median(runs.map((r) => r.sustainedMsgPerSec));
       result.alarms = { medianMsgPerSec: msg, ratioToBare: round(msg / bareMsg, 2), ratioToIngest: round(msg / ingestMsg, 2), runs };
-      log(`ingest with ${runs[0].rules} alarm rules: ${msg} msg/s (median of ${runs.length}); / bare = ${round(msg / bareMsg, 2)}, / ingest = ${round(msg / ingestMsg, 2)}; webhooks p50 ${runs[0].webhookP50Ms} ms, p99 ${runs[0].webhookP99Ms} ms (${runs[0].webhooksReceived} of ${runs[0].webhooksQueued}); probe raise publish → webhook p50 ${runs[0].probeP50Ms} ms, p99 ${runs[0].probeP99Ms} ms (${runs[0].probeRaises}; p99 publish → outbox ${runs[0].probePublishToOutboxP99Ms} ms, outbox → webhook ${runs[0].probeOutboxToWebhookP99Ms} ms)`);
+      log(
+        `ingest with ${runs[0].rules} alarm rules: ${msg} msg/s (median of ${runs.length}); / bare = ${round(msg / bareMsg, 2)}, / ingest = ${round(msg / ingestMsg, 2)}; webhooks p50 ${runs[0].webhookP50Ms} ms, p99 ${runs[0].webhookP99Ms} ms (${runs[0].webhooksReceived} of ${runs[0].webhooksQueued}); probe raise publish → webhook p50 ${runs[0].probeP50Ms} ms, p99 ${runs[0].probeP99Ms} ms (${runs[0].probeRaises}; p99 publish → outbox ${runs[0].probePublishToOutboxP99Ms} ms, outbox → webhook ${runs[0].probeOutboxToWebhookP99Ms} ms)`,
+      );
     }
     if (want('ws')) {
-      const ws = await withDatabase(admin, (url) => wsPhase(url, { label: 'WebSocket latency', devices: deviceCount, clients: 100, rate: args.quick ? 2000 : 5000, seconds: args.quick ? 10 : 20 }));
+      const ws = await withDatabase(admin, (url) =>
+        wsPhase(url, { label: 'WebSocket latency', devices: deviceCount, clients: 100, rate: args.quick ? 2000 : 5000, seconds: args.quick ? 10 : 20 }),
+      );
       result.websocket = ws;
-      log(`websocket: p50 ${ws.p50Ms} ms, p99 ${ws.p99Ms} ms, max ${ws.maxMs} ms at ${ws.rateMsgPerSec} msg/s, ${ws.clients} clients (${ws.delivered} delivered)`);
+      log(
+        `websocket: p50 ${ws.p50Ms} ms, p99 ${ws.p99Ms} ms, max ${ws.maxMs} ms at ${ws.rateMsgPerSec} msg/s, ${ws.clients} clients (${ws.delivered} delivered)`,
+      );
     }
     if (want('footprint')) {
-      const fp = await withDatabase(admin, (url) => wsPhase(url, { label: 'footprint', devices: 10_000, clients: 1000, rate: args.quick ? 2000 : 5000, seconds: args.quick ? 10 : 30 }));
+      const fp = await withDatabase(admin, (url) =>
+        wsPhase(url, { label: 'footprint', devices: 10_000, clients: 1000, rate: args.quick ? 2000 : 5000, seconds: args.quick ? 10 : 30 }),
+      );
       result.footprint = fp;
-      log(`footprint: 10,000 devices, 1,000 clients at ${fp.rateMsgPerSec} msg/s: app RSS ${fp.appRssAtEndMb} MB at the end, peak ${fp.appPeakRssMb} MB; p50 ${fp.p50Ms} ms, p99 ${fp.p99Ms} ms (${fp.delivered} delivered)`);
+      log(
+        `footprint: 10,000 devices, 1,000 clients at ${fp.rateMsgPerSec} msg/s: app RSS ${fp.appRssAtEndMb} MB at the end, peak ${fp.appPeakRssMb} MB; p50 ${fp.p50Ms} ms, p99 ${fp.p99Ms} ms (${fp.delivered} delivered)`,
+      );
     }
     if (want('http')) {
       const http = await withDatabase(admin, httpPhase);
       result.http = http;
-      log(`http latest: ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms with default TTLs (${http.ratioToBare} x bare), ${http.longTtlReqPerSec} req/s p99 ${http.longTtlP99Ms} ms with a 1 h TTL (${http.longTtlRatioToBare} x); bare node:http ${http.bareReqPerSec} req/s`);
+      log(
+        `http latest: ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms with default TTLs (${http.ratioToBare} x bare), ${http.longTtlReqPerSec} req/s p99 ${http.longTtlP99Ms} ms with a 1 h TTL (${http.longTtlRatioToBare} x); bare node:http ${http.bareReqPerSec} req/s`,
+      );
     }
     if (want('status')) {
       const status = await withDatabase(admin, statusPhase);
       result.status = status;
-      log(`status: ${status.silent} of ${status.devices} silent at once: offline announced p50 ${status.delayP50Ms} ms, p99 ${status.delayP99Ms} ms, max ${status.delayMaxMs} ms after the deadline; ${status.duplicateEvents} duplicates, ${status.wrongStatus} wrong; app CPU ${status.idleAppCpuPercent} % while nothing is due, sweep statement ${status.sweepIdleStatementMs} ms; ${status.detectionAppCpuSeconds} CPU s to turn them offline and announce them`);
+      log(
+        `status: ${status.silent} of ${status.devices} silent at once: offline announced p50 ${status.delayP50Ms} ms, p99 ${status.delayP99Ms} ms, max ${status.delayMaxMs} ms after the deadline; ${status.duplicateEvents} duplicates, ${status.wrongStatus} wrong; app CPU ${status.idleAppCpuPercent} % while nothing is due, sweep statement ${status.sweepIdleStatementMs} ms; ${status.detectionAppCpuSeconds} CPU s to turn them offline and announce them`,
+      );
     }
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {

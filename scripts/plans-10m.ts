@@ -131,7 +131,9 @@ async function measure(db: DatabaseService, database: string) {
   const vacuumStarted = Date.now();
   for (const table of ['samples', 'hourly_aggregates', 'devices']) await db.query(`VACUUM ANALYZE ${table}`);
   const [{ n }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM samples`);
-  log(`plans-10m: ${n} samples in ${partitions.length} partitions, filled in ${(fillMs / 1000).toFixed(1)} s (+ vacuum/analyze ${((Date.now() - vacuumStarted) / 1000).toFixed(1)} s)`);
+  log(
+    `plans-10m: ${n} samples in ${partitions.length} partitions, filled in ${(fillMs / 1000).toFixed(1)} s (+ vacuum/analyze ${((Date.now() - vacuumStarted) / 1000).toFixed(1)} s)`,
+  );
 
   // Capture the SQL the API runs, by running it.
   const captured: Array<{ label: string; sql: string; params: unknown[] }> = [];
@@ -159,9 +161,7 @@ async function measure(db: DatabaseService, database: string) {
     await run('samples(all metrics, all time)', () => queries.samples(device, undefined, new Date(Date.UTC(2000, 0, 1)), new Date(now + 24 * HOUR), 1000));
     await run('samples(metric, 1h)', () => queries.samples(device, 'm2', new Date(now - 2 * HOUR), new Date(now - HOUR), 100));
     await run('samples(all metrics, 1h)', () => queries.samples(device, undefined, new Date(now - 2 * HOUR), new Date(now - HOUR), 10000));
-    await run('samples(metric, 3 days ago, 6h)', () =>
-      queries.samples(device, 'm1', new Date(now - 3 * DAY_MS - 6 * HOUR), new Date(now - 3 * DAY_MS), 10000),
-    );
+    await run('samples(metric, 3 days ago, 6h)', () => queries.samples(device, 'm1', new Date(now - 3 * DAY_MS - 6 * HOUR), new Date(now - 3 * DAY_MS), 10000));
     await run('dashboard', () => queries.dashboard());
   } finally {
     db.query = original;
@@ -179,7 +179,9 @@ async function measure(db: DatabaseService, database: string) {
     const [row] = await db.query<{ 'QUERY PLAN': Explained[] }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${c.sql}`, c.params);
     const plan = row['QUERY PLAN'][0];
     const nodes = walk(plan.Plan);
-    const partitionsOf = (list: PlanNode[]) => [...new Set(list.map((x) => x['Relation Name']).filter((r): r is string => r !== undefined && partitionNames.has(r)))];
+    const partitionsOf = (list: PlanNode[]) => [
+      ...new Set(list.map((x) => x['Relation Name']).filter((r): r is string => r !== undefined && partitionNames.has(r))),
+    ];
     const planned = partitionsOf(nodes);
     // A node that never ran (Actual Loops 0) was pruned at run time or never reached (an ordered Append under a LIMIT).
     const touched = partitionsOf(nodes.filter((x) => (x['Actual Loops'] ?? 0) > 0));

@@ -18,8 +18,7 @@ export interface CreateAppOptions {
 }
 
 export async function createApp(config: AppConfig, options: CreateAppOptions = {}): Promise<NestFastifyApplication> {
-  const logger =
-    options.logger ?? new AppLogger({ level: config.logLevel, secrets: secretsOf(config), instanceId: config.instanceId });
+  const logger = options.logger ?? new AppLogger({ level: config.logLevel, secrets: secretsOf(config), instanceId: config.instanceId });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config),
     new FastifyAdapter({ trustProxy: config.trustProxy, bodyLimit: 64 * 1024 }),

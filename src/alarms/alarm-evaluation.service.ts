@@ -150,15 +150,27 @@ export class AlarmEvaluationService implements OnModuleInit, OnApplicationShutdo
    * deletion of the rule either waits or is seen.
    */
   private async lockStates(tx: Tx, pairs: readonly Pair[]): Promise<Map<string, StoredState>> {
-    const found = await this.store.lockStates(tx, pairs.map((p) => p.rule.id), pairs.map((p) => p.deviceId));
+    const found = await this.store.lockStates(
+      tx,
+      pairs.map((p) => p.rule.id),
+      pairs.map((p) => p.deviceId),
+    );
     const states = new Map(found.map((s) => [key(s.ruleId, s.deviceId), s]));
     const missing = pairs.filter((p) => !states.has(key(p.rule.id, p.deviceId)));
     if (missing.length === 0) return states;
     const versions = await this.store.lockRuleVersions(tx, [...new Set(missing.map((p) => p.rule.id))]);
     const current = missing.filter((p) => versions.get(p.rule.id) === p.rule.version);
     if (current.length === 0) return states;
-    await this.store.createStates(tx, current.map((p) => p.rule.id), current.map((p) => p.deviceId));
-    for (const s of await this.store.lockStates(tx, current.map((p) => p.rule.id), current.map((p) => p.deviceId))) {
+    await this.store.createStates(
+      tx,
+      current.map((p) => p.rule.id),
+      current.map((p) => p.deviceId),
+    );
+    for (const s of await this.store.lockStates(
+      tx,
+      current.map((p) => p.rule.id),
+      current.map((p) => p.deviceId),
+    )) {
       states.set(key(s.ruleId, s.deviceId), s);
     }
     return states;

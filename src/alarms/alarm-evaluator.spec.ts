@@ -48,7 +48,10 @@ describe('evaluatePoints', () => {
   it('widens <= and < upwards, and >= downwards', () => {
     expect(run(rule({ op: '<=', value: 0 }, 0, { hysteresis: 1, forS: 0 }), [pts([1, 0], [2, 1], [3, 1.5])]).transitions).toEqual(['raise@1=0', 'clear@3=1.5']);
     expect(run(rule({ op: '<', value: 0 }, 0, { hysteresis: 1, forS: 0 }), [pts([1, -1], [2, 0.5], [3, 1])]).transitions).toEqual(['raise@1=-1', 'clear@3=1']);
-    expect(run(rule({ op: '>=', value: 10 }, 0, { hysteresis: 1, forS: 0 }), [pts([1, 10], [2, 9], [3, 8.9])]).transitions).toEqual(['raise@1=10', 'clear@3=8.9']);
+    expect(run(rule({ op: '>=', value: 10 }, 0, { hysteresis: 1, forS: 0 }), [pts([1, 10], [2, 9], [3, 8.9])]).transitions).toEqual([
+      'raise@1=10',
+      'clear@3=8.9',
+    ]);
   });
 
   it('outside [low, high] clears only within [low + h, high - h]', () => {

@@ -32,7 +32,11 @@ export type RuleTiming = Pick<AlarmRule, 'condition' | 'forS' | 'clear'>;
  * that breaks a run resets it. Points at or before lastTs change nothing:
  * that is what makes duplicates and redeliveries harmless.
  */
-export function evaluatePoints(rule: RuleTiming, start: Readonly<PairState>, points: ReadonlyArray<{ ts: number; value: number }>): { state: PairState; transitions: Transition[] } {
+export function evaluatePoints(
+  rule: RuleTiming,
+  start: Readonly<PairState>,
+  points: ReadonlyArray<{ ts: number; value: number }>,
+): { state: PairState; transitions: Transition[] } {
   const state: PairState = { ...start };
   const transitions: Transition[] = [];
   const holdMs = rule.forS * 1000;

@@ -30,9 +30,19 @@ describe('buildIndex', () => {
     const index = buildIndex([rule(1, 'temp', ['a', 'b']), rule(2, 'temp', '*'), rule(3, 'hum', ['a'])]);
     expect([...index.keys()].sort()).toEqual(['hum', 'temp']);
     expect(index.get('temp')?.everyDevice.map((r) => r.id)).toEqual([2]);
-    expect(index.get('temp')?.byDevice.get('a')?.map((r) => r.id)).toEqual([1]);
+    expect(
+      index
+        .get('temp')
+        ?.byDevice.get('a')
+        ?.map((r) => r.id),
+    ).toEqual([1]);
     expect(index.get('temp')?.byDevice.has('c')).toBe(false);
-    expect(index.get('hum')?.byDevice.get('a')?.map((r) => r.id)).toEqual([3]);
+    expect(
+      index
+        .get('hum')
+        ?.byDevice.get('a')
+        ?.map((r) => r.id),
+    ).toEqual([3]);
   });
 });
 

@@ -22,7 +22,13 @@ function rejection(body: unknown): string {
 describe('parseRuleSpec', () => {
   it('fills the defaults (forS 0, clear {hysteresis 0, forS 0}) and de-duplicates devices', () => {
     expect(parseRuleSpec(valid)).toEqual({ ...valid, forS: 0, clear: { hysteresis: 0, forS: 0 } });
-    const spec = parseRuleSpec({ ...valid, devices: ['a', 'b', 'a'], condition: { op: 'outside', value: [1, 5] }, clear: { hysteresis: 1 }, webhookUrl: 'https://example.com/hook' });
+    const spec = parseRuleSpec({
+      ...valid,
+      devices: ['a', 'b', 'a'],
+      condition: { op: 'outside', value: [1, 5] },
+      clear: { hysteresis: 1 },
+      webhookUrl: 'https://example.com/hook',
+    });
     expect(spec.devices).toEqual(['a', 'b']);
     expect(spec.clear).toEqual({ hysteresis: 1, forS: 0 });
     expect(spec.webhookUrl).toBe('https://example.com/hook');

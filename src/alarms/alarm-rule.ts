@@ -14,9 +14,7 @@ export type Severity = (typeof SEVERITIES)[number];
 const MAX_DURATION_S = 30 * 24 * 3600;
 const MAX_DEVICES = 10_000;
 
-export type Condition =
-  | { op: (typeof COMPARISON_OPS)[number]; value: number }
-  | { op: (typeof BAND_OPS)[number]; value: [number, number] };
+export type Condition = { op: (typeof COMPARISON_OPS)[number]; value: number } | { op: (typeof BAND_OPS)[number]; value: [number, number] };
 
 export interface AlarmRuleSpec {
   name: string;
@@ -54,10 +52,15 @@ const webhookUrl = z.string({ error: 'webhookUrl must be an http:// or https:// 
 const ruleSchema = z
   .object(
     {
-      name: z.string({ error: 'name must be a string of 1 to 200 characters' }).trim().min(1, 'name must be a string of 1 to 200 characters').max(200, 'name must be a string of 1 to 200 characters'),
+      name: z
+        .string({ error: 'name must be a string of 1 to 200 characters' })
+        .trim()
+        .min(1, 'name must be a string of 1 to 200 characters')
+        .max(200, 'name must be a string of 1 to 200 characters'),
       metric: z.string({ error: `metric is required and ${METRIC_NAME_RULE}` }).regex(METRIC_NAME_PATTERN, `metric ${METRIC_NAME_RULE}`),
       devices: z.custom<string[] | '*'>(
-        (v) => v === '*' || (Array.isArray(v) && v.length >= 1 && v.length <= MAX_DEVICES && v.every((d) => typeof d === 'string' && DEVICE_ID_PATTERN.test(d))),
+        (v) =>
+          v === '*' || (Array.isArray(v) && v.length >= 1 && v.length <= MAX_DEVICES && v.every((d) => typeof d === 'string' && DEVICE_ID_PATTERN.test(d))),
         { message: `devices must be "*" or a list of 1 to ${MAX_DEVICES} device ids that each ${DEVICE_ID_RULE}` },
       ),
       condition: z.object(
@@ -72,7 +75,14 @@ const ruleSchema = z
       forS: duration('forS'),
       clear: z
         .object(
-          { hysteresis: z.number({ error: 'clear.hysteresis must be a number >= 0' }).finite('clear.hysteresis must be a number >= 0').min(0, 'clear.hysteresis must be a number >= 0').default(0), forS: duration('clear.forS') },
+          {
+            hysteresis: z
+              .number({ error: 'clear.hysteresis must be a number >= 0' })
+              .finite('clear.hysteresis must be a number >= 0')
+              .min(0, 'clear.hysteresis must be a number >= 0')
+              .default(0),
+            forS: duration('clear.forS'),
+          },
           { error: 'clear must be an object {hysteresis, forS}' },
         )
         .default({ hysteresis: 0, forS: 0 }),
@@ -94,10 +104,15 @@ const ruleSchema = z
       return;
     }
     if (Array.isArray(value)) {
-      if (!(value[0] < value[1])) ctx.addIssue({ code: 'custom', path: ['condition', 'value'], message: 'condition.value must be [low, high] with low < high' });
+      if (!(value[0] < value[1]))
+        ctx.addIssue({ code: 'custom', path: ['condition', 'value'], message: 'condition.value must be [low, high] with low < high' });
       // outside: the alarm clears inside [low + h, high - h]; that band must not be empty.
       else if (op === 'outside' && 2 * rule.clear.hysteresis >= value[1] - value[0])
-        ctx.addIssue({ code: 'custom', path: ['clear', 'hysteresis'], message: 'clear.hysteresis must be less than half of high - low for outside (else the alarm could never clear)' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clear', 'hysteresis'],
+          message: 'clear.hysteresis must be less than half of high - low for outside (else the alarm could never clear)',
+        });
     }
   });
 

@@ -10,7 +10,10 @@ const ruleSpecProperties: Record<string, SchemaObject> = {
   name: { type: 'string', maxLength: 200, example: 'Boiler too hot' },
   metric: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', example: 'temperature' },
   devices: {
-    oneOf: [{ type: 'string', enum: ['*'] }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
+    oneOf: [
+      { type: 'string', enum: ['*'] },
+      { type: 'array', items: { type: 'string' }, minItems: 1 },
+    ],
     description: '"*" for every device, or a list of device ids',
     example: ['boiler-1'],
   },
@@ -70,7 +73,12 @@ export const ALARM_SCHEMA: SchemaObject = {
     raisedAt: { type: 'string', format: 'date-time', description: 'sample time of the value that raised it' },
     value: { type: 'number', description: 'the value that raised it' },
     acknowledgedAt: { type: 'string', format: 'date-time', nullable: true },
-    clearedAt: { type: 'string', format: 'date-time', nullable: true, description: 'sample time of the value that cleared it (or when its rule was changed or deleted)' },
+    clearedAt: {
+      type: 'string',
+      format: 'date-time',
+      nullable: true,
+      description: 'sample time of the value that cleared it (or when its rule was changed or deleted)',
+    },
   },
 };
 

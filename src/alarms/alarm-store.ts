@@ -202,7 +202,15 @@ export class AlarmStore {
    * instances evaluating overlapping pairs cannot deadlock.
    */
   async lockStates(tx: Tx, ruleIds: number[], deviceIds: string[]): Promise<StoredState[]> {
-    const { rows } = await tx.query<{ rule_id: string; device_id: string; last_ts: string | null; hold_since: string | null; clear_since: string | null; open: boolean; version: string }>(
+    const { rows } = await tx.query<{
+      rule_id: string;
+      device_id: string;
+      last_ts: string | null;
+      hold_since: string | null;
+      clear_since: string | null;
+      open: boolean;
+      version: string;
+    }>(
       `SELECT s.rule_id, s.device_id, s.last_ts, s.hold_since, s.clear_since, s.open, r.version
          FROM unnest($1::bigint[], $2::text[]) AS u(rule_id, device_id)
          JOIN alarm_state s ON s.rule_id = u.rule_id AND s.device_id = u.device_id
@@ -224,18 +232,17 @@ export class AlarmStore {
 
   /** Current versions of rules, share-locked until the transaction ends (a concurrent change waits). */
   async lockRuleVersions(tx: Tx, ruleIds: number[]): Promise<Map<number, number>> {
-    const { rows } = await tx.query<{ id: string; version: string }>(
-      `SELECT id, version FROM alarm_rules WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE`,
-      [ruleIds],
-    );
+    const { rows } = await tx.query<{ id: string; version: string }>(`SELECT id, version FROM alarm_rules WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE`, [
+      ruleIds,
+    ]);
     return new Map(rows.map((r) => [Number(r.id), Number(r.version)]));
   }
 
   async createStates(tx: Tx, ruleIds: number[], deviceIds: string[]): Promise<void> {
-    await tx.query(
-      `INSERT INTO alarm_state (rule_id, device_id) SELECT * FROM unnest($1::bigint[], $2::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
-      [ruleIds, deviceIds],
-    );
+    await tx.query(`INSERT INTO alarm_state (rule_id, device_id) SELECT * FROM unnest($1::bigint[], $2::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING`, [
+      ruleIds,
+      deviceIds,
+    ]);
   }
 
   async writeStates(tx: Tx, states: readonly StoredState[]): Promise<void> {
@@ -287,7 +294,9 @@ export class AlarmStore {
       `UPDATE alarms a SET status = 'cleared', cleared_at = ${MS} u.ts, clear_value = u.value
          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::float8[]) AS u(rule_id, device_id, ts, value)
         WHERE a.rule_id = u.rule_id AND a.device_id = u.device_id AND a.status <> 'cleared'
-       RETURNING ${ALARM_COLUMNS.split(', ').map((c) => `a.${c}`).join(', ')}`,
+       RETURNING ${ALARM_COLUMNS.split(', ')
+         .map((c) => `a.${c}`)
+         .join(', ')}`,
       [items.map((i) => i.ruleId), items.map((i) => i.deviceId), items.map((i) => i.ts), items.map((i) => i.value)],
     );
     return rows.map(toAlarmView);
@@ -351,10 +360,7 @@ export class AlarmStore {
 
   async enqueue(tx: Tx, events: ReadonlyArray<{ url: string; body: string }>): Promise<void> {
     if (events.length === 0) return;
-    await tx.query(`INSERT INTO alarm_outbox (url, body) SELECT * FROM unnest($1::text[], $2::text[])`, [
-      events.map((e) => e.url),
-      events.map((e) => e.body),
-    ]);
+    await tx.query(`INSERT INTO alarm_outbox (url, body) SELECT * FROM unnest($1::text[], $2::text[])`, [events.map((e) => e.url), events.map((e) => e.body)]);
   }
 
   /**

@@ -50,9 +50,11 @@ function parseAlarmQuery(query: unknown): { status?: AlarmStatus; deviceId?: str
 
 const admin = [ApiSecurity('x-api-key'), ApiForbiddenResponse({ description: 'missing or wrong x-api-key, or ADMIN_API_KEY unset', schema: ERROR_SCHEMA })];
 const idParam = (what: string) => ApiParam({ name: 'id', description: `${what} id`, schema: { type: 'integer', minimum: 1 } });
-const apply = (...decorators: MethodDecorator[]): MethodDecorator => (target, key, descriptor) => {
-  for (const d of decorators) d(target, key, descriptor);
-};
+const apply =
+  (...decorators: MethodDecorator[]): MethodDecorator =>
+  (target, key, descriptor) => {
+    for (const d of decorators) d(target, key, descriptor);
+  };
 
 @ApiTags('alarms')
 @Controller('api/alarm-rules')

@@ -93,9 +93,7 @@ export class EmbeddedBroker {
     const server = createServer(broker.handle);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) =>
-        reject(error.code === 'EADDRINUSE' ? mqttPortInUse(this.config.mqtt.embeddedPort) : error),
-      );
+      server.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? mqttPortInUse(this.config.mqtt.embeddedPort) : error));
       server.listen(this.config.mqtt.embeddedPort, () => {
         server.removeAllListeners('error');
         resolve();

@@ -171,7 +171,19 @@ describe('MemoryStore', () => {
       const store = new MemoryStore();
       await store.mergeLatest([{ key: 'l', points: [['t', 5, 2]] }], 60, false);
       expect(await store.getLatest('l')).toBeNull();
-      await store.mergeLatest([{ key: 'l', points: [['t', 1, 1], ['h', 1, 60]] }], 60, true);
+      await store.mergeLatest(
+        [
+          {
+            key: 'l',
+            points: [
+              ['t', 1, 1],
+              ['h', 1, 60],
+            ],
+          },
+        ],
+        60,
+        true,
+      );
       expect(await store.getLatest('l')).toEqual({ t: { ts: 5, value: 2 }, h: { ts: 1, value: 60 } });
       await store.mergeLatest([{ key: 'l', points: [['t', 6, 3]] }], 60, false);
       expect(await store.getLatest('l')).toEqual({ t: { ts: 6, value: 3 }, h: { ts: 1, value: 60 } });
@@ -179,8 +191,32 @@ describe('MemoryStore', () => {
 
     it('never moves a metric backwards in time, within one update or across updates', async () => {
       const { store } = storeWithClock();
-      await store.mergeLatest([{ key: 'l', points: [['t', 2000, 2], ['h', 1000, 10]] }], 60, true);
-      await store.mergeLatest([{ key: 'l', points: [['t', 1000, 1], ['h', 3000, 30]] }], 60, true);
+      await store.mergeLatest(
+        [
+          {
+            key: 'l',
+            points: [
+              ['t', 2000, 2],
+              ['h', 1000, 10],
+            ],
+          },
+        ],
+        60,
+        true,
+      );
+      await store.mergeLatest(
+        [
+          {
+            key: 'l',
+            points: [
+              ['t', 1000, 1],
+              ['h', 3000, 30],
+            ],
+          },
+        ],
+        60,
+        true,
+      );
       expect(await store.getLatest('l')).toEqual({ t: { ts: 2000, value: 2 }, h: { ts: 3000, value: 30 } });
       // An equal timestamp does not replace the stored value either (Redis script: strictly newer).
       await store.mergeLatest([{ key: 'l', points: [['t', 2000, 99]] }], 60, true);
@@ -223,12 +259,34 @@ describe('MemoryStore', () => {
     it("handles metrics named like Object.prototype members ('constructor', 'toString', '__proto__')", async () => {
       const { store } = storeWithClock();
       await store.mergeLatest(
-        [{ key: 'l', points: [['constructor', 1, 7], ['toString', 1, 8], ['__proto__', 1, 9], ['hasOwnProperty', 1, 10]] }],
+        [
+          {
+            key: 'l',
+            points: [
+              ['constructor', 1, 7],
+              ['toString', 1, 8],
+              ['__proto__', 1, 9],
+              ['hasOwnProperty', 1, 10],
+            ],
+          },
+        ],
         60,
         true,
       );
       // Older points must not replace them (a prototype member would look like an existing point without ts).
-      await store.mergeLatest([{ key: 'l', points: [['constructor', 0, -1], ['__proto__', 0, -1]] }], 60, true);
+      await store.mergeLatest(
+        [
+          {
+            key: 'l',
+            points: [
+              ['constructor', 0, -1],
+              ['__proto__', 0, -1],
+            ],
+          },
+        ],
+        60,
+        true,
+      );
       const got = await store.getLatest('l');
       expect(got).not.toBeNull();
       expect(Object.keys(got as object).sort()).toEqual(['__proto__', 'constructor', 'hasOwnProperty', 'toString']);

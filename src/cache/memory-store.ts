@@ -92,8 +92,7 @@ export class MemoryStore implements HotStore {
     for (const { key, points } of updates) {
       const entry = this.live(key);
       // Null prototype: a metric named like an Object.prototype member ('constructor') is just a key.
-      const current: LatestEntry =
-        entry && typeof entry.value === 'object' ? entry.value : { points: Object.create(null) as LatestPoints, complete: false };
+      const current: LatestEntry = entry && typeof entry.value === 'object' ? entry.value : { points: Object.create(null) as LatestPoints, complete: false };
       for (const [metric, ts, value] of points) {
         const have = current.points[metric];
         if (!have || have.ts < ts) current.points[metric] = { ts, value };

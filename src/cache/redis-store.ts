@@ -131,7 +131,11 @@ export class RedisStore implements HotStore {
   }
 
   async del(keys: string[]): Promise<number> {
-    const results = await this.pipelined(keys, (k) => k, (p, k) => p.unlink(k));
+    const results = await this.pipelined(
+      keys,
+      (k) => k,
+      (p, k) => p.unlink(k),
+    );
     return results.reduce((n: number, value) => n + Number(value), 0);
   }
 

@@ -8,10 +8,28 @@ import { ConfigError, loadConfig } from './load-config';
 import { secretsOf } from './app-config';
 
 const ALL_VARIABLES = [
-  'PORT', 'DATABASE_URL', 'DATA_DIR', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'MQTT_URL', 'MQTT_PORT',
-  'ADMIN_API_KEY', 'WS_TOKEN', 'DEVICE_TOKENS', 'CACHE_TTL_LATEST_S', 'CACHE_TTL_DASHBOARD_S',
-  'CACHE_TTL_DEVICE_STATS_S', 'CACHE_TTL_HOURLY_S', 'WS_RATE_LIMIT', 'WS_RATE_WINDOW_S',
-  'HTTP_RATE_LIMIT', 'HTTP_RATE_WINDOW_S', 'INSTANCE_ID', 'TRUST_PROXY', 'LOG_LEVEL', 'RETENTION_DAYS',
+  'PORT',
+  'DATABASE_URL',
+  'DATA_DIR',
+  'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'MQTT_URL',
+  'MQTT_PORT',
+  'ADMIN_API_KEY',
+  'WS_TOKEN',
+  'DEVICE_TOKENS',
+  'CACHE_TTL_LATEST_S',
+  'CACHE_TTL_DASHBOARD_S',
+  'CACHE_TTL_DEVICE_STATS_S',
+  'CACHE_TTL_HOURLY_S',
+  'WS_RATE_LIMIT',
+  'WS_RATE_WINDOW_S',
+  'HTTP_RATE_LIMIT',
+  'HTTP_RATE_WINDOW_S',
+  'INSTANCE_ID',
+  'TRUST_PROXY',
+  'LOG_LEVEL',
+  'RETENTION_DAYS',
 ];
 
 /** The ConfigError loadConfig throws for env, or fails the test when it does not throw one. */
@@ -238,9 +256,7 @@ describe('loadConfig', () => {
         MQTT_PORT: '1884',
       });
       expect(error.problems).toHaveLength(5);
-      expect(error.problems.map((p) => variablesNamedIn(p)).sort()).toEqual(
-        [['DATABASE_URL'], ['DEVICE_TOKENS'], ['LOG_LEVEL'], ['PORT'], ['WS_RATE_LIMIT']],
-      );
+      expect(error.problems.map((p) => variablesNamedIn(p)).sort()).toEqual([['DATABASE_URL'], ['DEVICE_TOKENS'], ['LOG_LEVEL'], ['PORT'], ['WS_RATE_LIMIT']]);
       expect(error.message).not.toContain('pw123');
       expect(error.message).not.toContain('nocolon');
     });

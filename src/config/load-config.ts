@@ -16,7 +16,11 @@ export class ConfigError extends Error {
 const PORT_RANGE = { error: 'must be a port number from 0 to 65535' };
 const port = z.coerce.number(PORT_RANGE).int(PORT_RANGE).min(0, PORT_RANGE).max(65535, PORT_RANGE);
 const positiveInt = z.coerce.number().int().min(1);
-const seconds = z.coerce.number().int().min(1).max(30 * 24 * 3600);
+const seconds = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(30 * 24 * 3600);
 
 function urlWithSchemes(schemes: string[]) {
   return z.string().refine(
@@ -31,15 +35,17 @@ function urlWithSchemes(schemes: string[]) {
   );
 }
 
-const flag = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
-  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+const flag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 
 const hostPortList = z.string().transform((value, ctx) => {
-  const nodes = value.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => {
-    const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(entry);
-    return match ? { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) } : null;
-  });
+  const nodes = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(entry);
+      return match ? { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) } : null;
+    });
   if (nodes.length === 0 || nodes.some((n) => n === null || n.port < 1 || n.port > 65535)) {
     ctx.addIssue({ code: 'custom', message: 'must be host:port[,host:port…]' });
     return z.NEVER;
@@ -49,7 +55,10 @@ const hostPortList = z.string().transform((value, ctx) => {
 
 const deviceTokens = z.string().transform((value, ctx) => {
   const map = new Map<string, string>();
-  for (const entry of value.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of value
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const colon = entry.lastIndexOf(':');
     const id = entry.slice(0, colon);
     const token = entry.slice(colon + 1);
@@ -93,7 +102,12 @@ const envSchema = z.object({
   TRUST_PROXY: flag.optional(),
   CORS_ORIGINS: z
     .string()
-    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
     .refine((list) => list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)), 'must be origins like https://grafana.example.com, comma-separated')
     .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -136,9 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     // Zod messages never include the offending value; named() quotes only values that cannot be secrets.
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `invalid environment variable ${named(issue.path.join('.'), present)}: ${issue.message}`),
-    );
+    throw new ConfigError(parsed.error.issues.map((issue) => `invalid environment variable ${named(issue.path.join('.'), present)}: ${issue.message}`));
   }
   const e = parsed.data;
   const config: AppConfig = {

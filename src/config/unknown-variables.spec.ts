@@ -42,10 +42,26 @@ describe('unknownVariableWarnings', () => {
   it('says nothing about known names, a usual environment, or Kubernetes service links', () => {
     const env: NodeJS.ProcessEnv = Object.fromEntries(KNOWN.map((name) => [name, 'x']));
     Object.assign(env, {
-      PATH: '/usr/bin', HOME: '/root', HOST: 'box', HOSTNAME: 'box', PWD: '/app', USER: 'node', SHELL: '/bin/sh', TERM: 'xterm',
-      LANG: 'C.UTF-8', NODE_ENV: 'production', NODE_OPTIONS: '', CI: 'true', HTTP_PROXY: 'http://proxy:3128', npm_lifecycle_event: 'start',
-      TEST_DATABASE_URL: 'postgres://x', REDIS_SERVICE_HOST: '10.0.0.2', REDIS_SERVICE_PORT: '6379', REDIS_PORT: 'tcp://10.0.0.2:6379',
-      REDIS_PORT_6379_TCP_ADDR: '10.0.0.2', MQTT_PORT_1883_TCP: 'tcp://10.0.0.3:1883',
+      PATH: '/usr/bin',
+      HOME: '/root',
+      HOST: 'box',
+      HOSTNAME: 'box',
+      PWD: '/app',
+      USER: 'node',
+      SHELL: '/bin/sh',
+      TERM: 'xterm',
+      LANG: 'C.UTF-8',
+      NODE_ENV: 'production',
+      NODE_OPTIONS: '',
+      CI: 'true',
+      HTTP_PROXY: 'http://proxy:3128',
+      npm_lifecycle_event: 'start',
+      TEST_DATABASE_URL: 'postgres://x',
+      REDIS_SERVICE_HOST: '10.0.0.2',
+      REDIS_SERVICE_PORT: '6379',
+      REDIS_PORT: 'tcp://10.0.0.2:6379',
+      REDIS_PORT_6379_TCP_ADDR: '10.0.0.2',
+      MQTT_PORT_1883_TCP: 'tcp://10.0.0.3:1883',
     });
     expect(unknownVariableWarnings(env, KNOWN)).toEqual([]);
   });

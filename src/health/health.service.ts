@@ -67,7 +67,9 @@ export class HealthService {
       ? { status: 'up' }
       : { status: 'down', error: `${this.ingestion.source.name} source not connected` };
     const checks: Record<string, CheckResult> = { postgres, redis, mqtt };
-    const failed = Object.entries(checks).filter(([, c]) => c.status === 'down').map(([name]) => name);
+    const failed = Object.entries(checks)
+      .filter(([, c]) => c.status === 'down')
+      .map(([name]) => name);
     const status = failed.length === 0 ? 'ok' : failed.every((name) => this.optional.has(name)) ? 'degraded' : 'down';
     return { status, checks };
   }

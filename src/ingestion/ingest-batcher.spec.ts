@@ -210,7 +210,13 @@ describe('IngestBatcher', () => {
     const notJson = raw('devices/dev-bad/telemetry', '{not json');
     const badTopic = raw('devices/a/b/telemetry', JSON.stringify({ metrics: { v: 1 } }));
     // One bad sample rejects the whole batch payload, its valid sample included.
-    const mixedBatch = raw('devices/dev-bad/telemetry', JSON.stringify([{ ts: RECEIVED_AT, metrics: { v: 1 } }, { ts: RECEIVED_AT, metrics: { v: 'x' } }]));
+    const mixedBatch = raw(
+      'devices/dev-bad/telemetry',
+      JSON.stringify([
+        { ts: RECEIVED_AT, metrics: { v: 1 } },
+        { ts: RECEIVED_AT, metrics: { v: 'x' } },
+      ]),
+    );
     const after = telemetry('dev-ok', { v: 2 });
 
     for (const m of [before, notJson, badTopic, mixedBatch, after]) batcher.accept(m.message);
@@ -530,7 +536,10 @@ describe('IngestBatcher', () => {
       expect(writer.calls).toHaveLength(1);
       writer.calls[0].commitAll();
       await settle();
-      expect(writer.calls.map((c) => c.samples.map((s) => s.value))).toEqual([[1, 2], [3, 4]]);
+      expect(writer.calls.map((c) => c.samples.map((s) => s.value))).toEqual([
+        [1, 2],
+        [3, 4],
+      ]);
       writer.calls[1].commitAll();
       await settle();
       expect(writer.calls[2].samples.map((s) => s.value)).toEqual([5, 6]);
@@ -539,4 +548,3 @@ describe('IngestBatcher', () => {
     });
   });
 });
-

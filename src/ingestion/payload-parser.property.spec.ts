@@ -16,7 +16,10 @@ const metricName = fc.string({ unit: fc.constantFrom(...'abtXZ09_.-'.split('')),
 const value = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean());
 const sample = fc.record(
   {
-    ts: fc.oneof(fc.integer({ min: MIN_TS, max: MAX_TS }), fc.integer({ min: MIN_TS, max: MAX_TS }).map((t) => new Date(t).toISOString())),
+    ts: fc.oneof(
+      fc.integer({ min: MIN_TS, max: MAX_TS }),
+      fc.integer({ min: MIN_TS, max: MAX_TS }).map((t) => new Date(t).toISOString()),
+    ),
     metrics: fc.dictionary(metricName, value, { minKeys: 1, maxKeys: 20 }),
   },
   { requiredKeys: ['metrics'] },

@@ -1,5 +1,12 @@
 import { parseDeviceIdFromTopic, parseTelemetry } from './payload-parser';
-import { DEVICE_ID_PATTERN, MAX_METRICS_PER_SAMPLE, MAX_PAYLOAD_BYTES, MAX_SAMPLES_PER_MESSAGE, REJECT_REASONS, type RejectReason } from '../telemetry/telemetry-rules';
+import {
+  DEVICE_ID_PATTERN,
+  MAX_METRICS_PER_SAMPLE,
+  MAX_PAYLOAD_BYTES,
+  MAX_SAMPLES_PER_MESSAGE,
+  REJECT_REASONS,
+  type RejectReason,
+} from '../telemetry/telemetry-rules';
 
 // Fixed receive time keeps every range boundary deterministic.
 const RECEIVED = Date.UTC(2024, 10, 21, 12, 0, 0); // 2024-11-21T12:00:00Z
@@ -100,7 +107,7 @@ const malformed: MalformedCase[] = [
   ['metric name with space', TOPIC, json({ metrics: { 'air temp': 1 } }), 'invalid_metric'],
   ["metric name with '/'", TOPIC, json({ metrics: { 'a/b': 1 } }), 'invalid_metric'],
   ["metric name with ':'", TOPIC, json({ metrics: { 'a:b': 1 } }), 'invalid_metric'],
-  ['metric name with unicode', TOPIC, json({ metrics: { 'température': 1 } }), 'invalid_metric'],
+  ['metric name with unicode', TOPIC, json({ metrics: { température: 1 } }), 'invalid_metric'],
   ['metric name __proto__', TOPIC, bytes('{"metrics":{"__proto__":1}}'), 'invalid_metric'],
   // metric values
   ['value string', TOPIC, json({ metrics: { temperature: '21.5' } }), 'invalid_value'],
@@ -191,10 +198,13 @@ describe('parseTelemetry accepts valid messages', () => {
   });
 
   it('keeps message order, then metric order, in a batch', () => {
-    const result = accepted(TOPIC, json([
-      { ts: RECEIVED - 2000, metrics: { a: 1, b: 2 } },
-      { ts: RECEIVED - 1000, metrics: { c: 3 } },
-    ]));
+    const result = accepted(
+      TOPIC,
+      json([
+        { ts: RECEIVED - 2000, metrics: { a: 1, b: 2 } },
+        { ts: RECEIVED - 1000, metrics: { c: 3 } },
+      ]),
+    );
     expect(result.samples.map((s) => [s.metric, s.ts, s.value])).toEqual([
       ['a', RECEIVED - 2000, 1],
       ['b', RECEIVED - 2000, 2],
@@ -248,7 +258,11 @@ describe('parseTelemetry accepts valid messages', () => {
   it('stores booleans as 1/0 and keeps other finite numbers as they are', () => {
     const result = accepted(TOPIC, json({ metrics: { on: true, off: false, neg: -3.25, zero: 0, big: 1.7e308 } }));
     expect(Object.fromEntries(result.samples.map((s) => [s.metric, s.value]))).toEqual({
-      on: 1, off: 0, neg: -3.25, zero: 0, big: 1.7e308,
+      on: 1,
+      off: 0,
+      neg: -3.25,
+      zero: 0,
+      big: 1.7e308,
     });
   });
 
@@ -286,7 +300,10 @@ describe('parseTelemetry accepts valid messages', () => {
   it('treats Object.prototype names as ordinary metrics without polluting anything', () => {
     const result = accepted(TOPIC, bytes('{"metrics":{"constructor":1,"toString":2,"hasOwnProperty":3,"prototype":4}}'));
     expect(result.samples.map((s) => [s.metric, s.value])).toEqual([
-      ['constructor', 1], ['toString', 2], ['hasOwnProperty', 3], ['prototype', 4],
+      ['constructor', 1],
+      ['toString', 2],
+      ['hasOwnProperty', 3],
+      ['prototype', 4],
     ]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     parseTelemetry(TOPIC, bytes('{"metrics":{"__proto__":{"polluted":1}}}'), RECEIVED);
@@ -301,9 +318,7 @@ describe('parseTelemetry accepts valid messages', () => {
   });
 
   it('lets the last duplicate key win, as JSON.parse does', () => {
-    expect(accepted(TOPIC, bytes('{"metrics":{"a":1,"a":2}}')).samples).toEqual([
-      { deviceId: 'dev-1', metric: 'a', ts: RECEIVED, value: 2 },
-    ]);
+    expect(accepted(TOPIC, bytes('{"metrics":{"a":1,"a":2}}')).samples).toEqual([{ deviceId: 'dev-1', metric: 'a', ts: RECEIVED, value: 2 }]);
   });
 });
 
@@ -370,8 +385,31 @@ describe('parseTelemetry never throws', () => {
   it('survives random JSON-ish strings', () => {
     const rand = prng(42);
     const tokens = [
-      '{', '}', '[', ']', ',', ':', '"ts"', '"metrics"', '"a"', '"__proto__"', '"constructor"', '1', '-1', '1e400',
-      '0.5', 'true', 'false', 'null', '"2024-11-21T12:00:00Z"', '"2024-02-30"', `${RECEIVED}`, '""', ' ', '\\', '"',
+      '{',
+      '}',
+      '[',
+      ']',
+      ',',
+      ':',
+      '"ts"',
+      '"metrics"',
+      '"a"',
+      '"__proto__"',
+      '"constructor"',
+      '1',
+      '-1',
+      '1e400',
+      '0.5',
+      'true',
+      'false',
+      'null',
+      '"2024-11-21T12:00:00Z"',
+      '"2024-02-30"',
+      `${RECEIVED}`,
+      '""',
+      ' ',
+      '\\',
+      '"',
     ];
     for (let i = 0; i < 400; i++) {
       let s = '';

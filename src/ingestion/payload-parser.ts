@@ -33,9 +33,7 @@ import {
 } from '../telemetry/telemetry-rules';
 import type { Sample } from '../telemetry/sample';
 
-export type ParseResult =
-  | { ok: true; deviceId: string; samples: Sample[] }
-  | { ok: false; reason: RejectReason; detail: string };
+export type ParseResult = { ok: true; deviceId: string; samples: Sample[] } | { ok: false; reason: RejectReason; detail: string };
 
 type Rejection = Extract<ParseResult, { ok: false }>;
 
@@ -58,8 +56,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 // minute precision. The zone is mandatory on date-times because a zone-less
 // time is ambiguous (device local time?) and would silently shift data.
 // Groups: 1 year, 2 month, 3 day, 4 hour, 5 minute, 6 second, 7 fraction, 8 zone.
-const ISO_PATTERN =
-  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2}))?$/;
+const ISO_PATTERN = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2}))?$/;
 const MAX_ISO_LENGTH = '2000-01-01T00:00:00.000000000+00:00'.length;
 
 /** 'devices/x/telemetry' -> 'x'; anything else (extra levels, wrong prefix/suffix, bad id) -> null. */
@@ -148,14 +145,7 @@ function parseUnchecked(topic: string, payload: Uint8Array, receivedAtMs: number
  * `index` is the position in a batch, -1 for a single-object payload; it is
  * only turned into text on failure, to keep the accept path allocation-light.
  */
-function readSample(
-  raw: unknown,
-  index: number,
-  deviceId: string,
-  now: number,
-  maxTs: number,
-  out: Sample[],
-): Rejection | null {
+function readSample(raw: unknown, index: number, deviceId: string, now: number, maxTs: number, out: Sample[]): Rejection | null {
   if (!isObject(raw)) return reject('invalid_shape', `${at(index)}sample must be an object`);
 
   // Read fields only through Object.keys (own enumerable keys) so nothing is
@@ -197,10 +187,7 @@ function readSample(
   } else {
     ts = readTimestamp(tsRaw);
     if (Number.isNaN(ts)) {
-      return reject(
-        'invalid_timestamp',
-        `${at(index)}ts: must be integer epoch milliseconds or ISO-8601 (YYYY-MM-DD or date-time with Z/±hh:mm)`,
-      );
+      return reject('invalid_timestamp', `${at(index)}ts: must be integer epoch milliseconds or ISO-8601 (YYYY-MM-DD or date-time with Z/±hh:mm)`);
     }
     if (ts < MIN_SAMPLE_TS_MS || ts > maxTs) {
       return reject('invalid_timestamp', `${at(index)}ts: ${ts} is before 2000-01-01 or more than 1 day ahead`);

@@ -15,7 +15,12 @@ function capture(level = 'trace', secrets: readonly string[] = SECRETS): { logge
     },
   });
   const logger = new AppLogger({ level, secrets, instanceId: 'unit-1', destination, pretty: false });
-  const lines = () => raw.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const lines = () =>
+    raw
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
   return { logger, lines, raw };
 }
 
@@ -172,7 +177,7 @@ describe('AppLogger', () => {
     const { logger, lines } = capture();
     logger.error(new TypeError('bad input'), 'Http');
     logger.error('wrapped', new RangeError('out of range'), 'Http');
-    expect(lines().map((l) => (l.err as { type: string; message: string }))).toEqual([
+    expect(lines().map((l) => l.err as { type: string; message: string })).toEqual([
       expect.objectContaining({ type: 'TypeError', message: 'bad input' }),
       expect.objectContaining({ type: 'RangeError', message: 'out of range' }),
     ]);
@@ -183,7 +188,12 @@ describe('RateLimitedLog', () => {
   function harness(perWindow: number, windowMs: number) {
     let now = 1_000_000;
     const emitted: Array<[string, Record<string, unknown>]> = [];
-    const log = new RateLimitedLog((message, fields) => emitted.push([message, fields]), perWindow, windowMs, () => now);
+    const log = new RateLimitedLog(
+      (message, fields) => emitted.push([message, fields]),
+      perWindow,
+      windowMs,
+      () => now,
+    );
     return {
       log,
       emitted,
@@ -229,7 +239,12 @@ describe('RateLimitedLog', () => {
   it('uses the default of 10 lines per 10 s window', () => {
     let now = 0;
     const emitted: string[] = [];
-    const log = new RateLimitedLog((m) => emitted.push(m), undefined, undefined, () => now);
+    const log = new RateLimitedLog(
+      (m) => emitted.push(m),
+      undefined,
+      undefined,
+      () => now,
+    );
     for (let i = 0; i < 25; i++) log.log(`m${i}`);
     expect(emitted).toHaveLength(10);
     now = 9_999;

@@ -35,10 +35,13 @@ describe('ScrapedCount', () => {
   it('reports a failure once per call and falls back to the last value', async () => {
     const errors: unknown[] = [];
     let fail = false;
-    const count = new ScrapedCount(async () => {
-      if (fail) throw new Error('down');
-      return 3;
-    }, { maxAgeMs: 0, timeoutMs: 100, onError: (e) => errors.push(e) });
+    const count = new ScrapedCount(
+      async () => {
+        if (fail) throw new Error('down');
+        return 3;
+      },
+      { maxAgeMs: 0, timeoutMs: 100, onError: (e) => errors.push(e) },
+    );
     expect(await count.get()).toBe(3);
     fail = true;
     expect(await count.get()).toBe(3);

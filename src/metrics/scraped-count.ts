@@ -17,18 +17,20 @@ export class ScrapedCount<T> {
   async get(): Promise<T | undefined> {
     const last = this.last;
     if (last && this.now() - last.at < this.options.maxAgeMs) return last.value;
-    this.running ??= this.load().then(
-      (value) => {
-        this.last = { at: this.now(), value };
-        return value;
-      },
-      (error: unknown) => {
-        this.options.onError?.(error);
-        return this.last?.value;
-      },
-    ).finally(() => {
-      this.running = undefined;
-    });
+    this.running ??= this.load()
+      .then(
+        (value) => {
+          this.last = { at: this.now(), value };
+          return value;
+        },
+        (error: unknown) => {
+          this.options.onError?.(error);
+          return this.last?.value;
+        },
+      )
+      .finally(() => {
+        this.running = undefined;
+      });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), this.options.timeoutMs);

@@ -94,7 +94,7 @@ export class TelemetryMetrics {
   });
   readonly fanoutUnpublished = new Counter({
     name: 'telemetry_fanout_unpublished_total',
-    help: 'Committed batches delivered only to this instance\'s WebSocket clients because Redis was unavailable',
+    help: "Committed batches delivered only to this instance's WebSocket clients because Redis was unavailable",
     registers: [this.registry],
   });
   readonly httpRequestDuration = new Histogram({

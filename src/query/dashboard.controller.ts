@@ -26,7 +26,9 @@ export class DashboardController {
   })
   @ApiOkResponse({
     type: DashboardModel,
-    headers: { Age: { description: 'Seconds since the (cached) figures were computed; 0 when this request computed them.', schema: { type: 'integer', minimum: 0 } } },
+    headers: {
+      Age: { description: 'Seconds since the (cached) figures were computed; 0 when this request computed them.', schema: { type: 'integer', minimum: 0 } },
+    },
   })
   async dashboard(@Res({ passthrough: true }) reply: FastifyReply) {
     const { metrics, ageS } = await this.service.dashboardWithAge();

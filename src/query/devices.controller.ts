@@ -47,7 +47,8 @@ export class DevicesController {
   @Get(':id/stats')
   @ApiOperation({
     summary: 'Per-metric statistics over the last 24 hours',
-    description: 'Count, min, max and average over the current hour and the 23 before it. Cached as `telemetry:stats:{id}` for CACHE_TTL_DEVICE_STATS_S (default 15 min).',
+    description:
+      'Count, min, max and average over the current hour and the 23 before it. Cached as `telemetry:stats:{id}` for CACHE_TTL_DEVICE_STATS_S (default 15 min).',
   })
   @ApiDeviceIdParam()
   @ApiOkResponse({ type: DeviceStatsModel })

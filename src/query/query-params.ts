@@ -115,10 +115,7 @@ export function parseSamplesQuery(query: unknown): { metric: string | undefined;
 export function parseClearBody(body: unknown): { pattern: string | undefined } {
   const q = parse(
     z.object({
-      pattern: z
-        .string()
-        .regex(CACHE_CLEAR_PATTERN, 'pattern must start with telemetry: and be at most 200 printable characters')
-        .optional(),
+      pattern: z.string().regex(CACHE_CLEAR_PATTERN, 'pattern must start with telemetry: and be at most 200 printable characters').optional(),
     }),
     body ?? {},
   );

@@ -67,7 +67,15 @@ describe('parseSeriesQuery', () => {
   });
 
   it('takes metric lists (deduplicated, sorted), aggregates in a fixed order, fill=null and a zone', () => {
-    const q = parseSeriesQuery({ metric: 'temp,hum,temp', agg: 'last,count,first', fill: 'null', tz: 'Asia/Kolkata', from: T0, to: '2026-11-02T00:00:00Z', interval: '5m' });
+    const q = parseSeriesQuery({
+      metric: 'temp,hum,temp',
+      agg: 'last,count,first',
+      fill: 'null',
+      tz: 'Asia/Kolkata',
+      from: T0,
+      to: '2026-11-02T00:00:00Z',
+      interval: '5m',
+    });
     expect(q.metrics).toEqual(['hum', 'temp']);
     expect(q.aggs).toEqual(['count', 'first', 'last']);
     expect(q.fill).toBe('null');

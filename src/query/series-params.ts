@@ -6,7 +6,16 @@ import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../telemetry/telemetry-rules';
 import { METRIC_NAME_PATTERN as METRIC_PATTERN } from '../telemetry/telemetry-rules';
 import { parse, timeParam } from './query-params';
-import { type Aggregate, AGGREGATES, bucketCountBounds, FLEET_AGGREGATES, isTimeZone, MAX_BUCKETS, parseInterval, type SeriesInterval } from '../telemetry/series-interval';
+import {
+  type Aggregate,
+  AGGREGATES,
+  bucketCountBounds,
+  FLEET_AGGREGATES,
+  isTimeZone,
+  MAX_BUCKETS,
+  parseInterval,
+  type SeriesInterval,
+} from '../telemetry/series-interval';
 
 const DAY_MS = 24 * 3_600_000;
 
@@ -133,10 +142,7 @@ export function parseSeriesQuery(query: unknown): SeriesQuery {
 }
 
 export function parseFleetSeriesQuery(query: unknown): FleetSeriesQuery {
-  const q = parse(
-    z.object({ ...seriesShape(FLEET_AGGREGATES), devices: listParam('devices', DEVICE_ID_PATTERN, '[A-Za-z0-9_.:-]{1,64}') }),
-    query,
-  );
+  const q = parse(z.object({ ...seriesShape(FLEET_AGGREGATES), devices: listParam('devices', DEVICE_ID_PATTERN, '[A-Za-z0-9_.:-]{1,64}') }), query);
   return { ...toSeriesQuery(q), devices: q.devices?.sort() };
 }
 

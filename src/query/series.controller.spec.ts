@@ -35,9 +35,8 @@ describe('SeriesController in the OpenAPI document', () => {
       expect(operation!.responses['400']).toBeDefined();
       expect(operation!.responses['404']).toBeDefined();
     }
-    const series = (document.paths['/api/devices/{id}/series'].get!.responses['200'] as { content: Record<string, { schema: { required: string[] } }> }).content[
-      'application/json'
-    ].schema;
+    const series = (document.paths['/api/devices/{id}/series'].get!.responses['200'] as { content: Record<string, { schema: { required: string[] } }> })
+      .content['application/json'].schema;
     expect(series.required).toEqual(['deviceId', 'interval', 'tz', 'from', 'to', 'series']);
     expect(Object.keys((document.paths['/api/devices/{id}/samples.csv'].get!.responses['200'] as { content: object }).content)).toEqual(['text/csv']);
   });

@@ -66,7 +66,11 @@ export class SeriesController {
   @SeriesQueryDocs('count, sum, min, max, avg, first, last')
   @ApiOkResponse({
     description: 'columnar buckets per metric',
-    schema: { type: 'object', properties: { deviceId: { type: 'string' }, ...COMMON_ANSWER }, required: ['deviceId', 'interval', 'tz', 'from', 'to', 'series'] },
+    schema: {
+      type: 'object',
+      properties: { deviceId: { type: 'string' }, ...COMMON_ANSWER },
+      required: ['deviceId', 'interval', 'tz', 'from', 'to', 'series'],
+    },
   })
   @ApiBadRequestResponse({ description: 'invalid parameter, or more than 10000 buckets', schema: ERROR_SCHEMA })
   @ApiNotFoundResponse({ description: 'unknown device', schema: ERROR_SCHEMA })
@@ -100,16 +104,16 @@ export class SeriesController {
   @ApiQuery({ name: 'from', required: false, description: 'ISO-8601, inclusive; default: everything stored' })
   @ApiQuery({ name: 'to', required: false, description: 'ISO-8601, exclusive; default: everything stored' })
   @ApiProduces('text/csv')
-  @ApiOkResponse({ description: 'header ts,metric,value then one line per sample', schema: { type: 'string', example: 'ts,metric,value\n2026-11-21T10:00:00.000Z,temperature,21.5\n' } })
+  @ApiOkResponse({
+    description: 'header ts,metric,value then one line per sample',
+    schema: { type: 'string', example: 'ts,metric,value\n2026-11-21T10:00:00.000Z,temperature,21.5\n' },
+  })
   @ApiBadRequestResponse({ description: 'invalid parameter', schema: ERROR_SCHEMA })
   @ApiNotFoundResponse({ description: 'unknown device', schema: ERROR_SCHEMA })
   async csv(@Param('id') id: string, @Query() query: unknown, @Res() reply: FastifyReply): Promise<void> {
     const deviceId = parseDeviceId(id);
     const { metric, from, to } = parseCsvQuery(query);
     const stream = await this.service.samplesCsv(deviceId, metric, from, to);
-    await reply
-      .header('content-type', 'text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="${deviceId}.csv"`)
-      .send(stream);
+    await reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${deviceId}.csv"`).send(stream);
   }
 }

@@ -53,10 +53,7 @@ export class SeriesService {
 
   async deviceSeries(deviceId: string, q: SeriesQuery): Promise<DeviceSeriesAnswer> {
     const load = async (): Promise<DeviceSeriesAnswer> => {
-      const [device, allMetrics] = await Promise.all([
-        this.telemetry.findDevice(deviceId),
-        q.metrics ? undefined : this.queries.deviceMetrics(deviceId),
-      ]);
+      const [device, allMetrics] = await Promise.all([this.telemetry.findDevice(deviceId), q.metrics ? undefined : this.queries.deviceMetrics(deviceId)]);
       if (!device) throw new NotFoundException(`device ${deviceId} not found`);
       const sel: SeriesSelection = { devices: [deviceId], metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, tz: q.tz, aggs: q.aggs };
       const series = await this.compute(sel, q.fill, q.metrics ?? allMetrics ?? []);

@@ -70,9 +70,7 @@ export class TelemetryQueryService {
   }
 
   async dashboard(): Promise<DashboardMetrics> {
-    const value = await this.cache.getOrLoad<DashboardMetrics>('dashboard', cacheKeys.dashboard(), this.cache.ttl.dashboardS, () =>
-      this.queries.dashboard(),
-    );
+    const value = await this.cache.getOrLoad<DashboardMetrics>('dashboard', cacheKeys.dashboard(), this.cache.ttl.dashboardS, () => this.queries.dashboard());
     return value as DashboardMetrics;
   }
 

@@ -9,9 +9,7 @@ export const WS_THROTTLER = 'ws';
 export const HTTP_THROTTLER = 'http';
 
 export function throttlersFor(config: AppConfig): ThrottlerOptions[] {
-  const throttlers: ThrottlerOptions[] = [
-    { name: WS_THROTTLER, limit: config.wsRateLimit.capacity, ttl: config.wsRateLimit.windowS * 1000 },
-  ];
+  const throttlers: ThrottlerOptions[] = [{ name: WS_THROTTLER, limit: config.wsRateLimit.capacity, ttl: config.wsRateLimit.windowS * 1000 }];
   if (config.httpRateLimit) {
     // setHeaders off: the guard's own headers would be suffixed with the
     // throttler's name (Retry-After-http); HttpThrottlerGuard sets a plain

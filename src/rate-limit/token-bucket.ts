@@ -43,7 +43,12 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], window * 2)
 return {allowed, retry, math.floor(tokens + 1e-9), math.ceil((capacity - tokens) * window / capacity)}`;
 
-export function takeFromBucket(bucket: MemoryBucket | undefined, capacity: number, windowMs: number, now: number): { bucket: MemoryBucket; result: TakeResult } {
+export function takeFromBucket(
+  bucket: MemoryBucket | undefined,
+  capacity: number,
+  windowMs: number,
+  now: number,
+): { bucket: MemoryBucket; result: TakeResult } {
   const b = bucket ?? { tokens: capacity, ts: now };
   const elapsed = Math.max(0, now - b.ts);
   let tokens = Math.min(capacity, b.tokens + (elapsed * capacity) / windowMs);

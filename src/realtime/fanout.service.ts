@@ -299,7 +299,7 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
     if (ok === this.publishing) return;
     this.publishing = ok;
     if (ok) this.logger.log('cross-instance fan-out resumed');
-    else this.logger.warn('Redis unavailable: live samples reach only this instance\'s WebSocket clients');
+    else this.logger.warn("Redis unavailable: live samples reach only this instance's WebSocket clients");
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -20,8 +20,14 @@ function check(raw: string | Buffer): void {
 
 describe('parseClientMessage properties', () => {
   it('never throws on arbitrary text or bytes', () => {
-    fc.assert(fc.property(fc.string(), (s) => check(s)), { numRuns: 2000 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(Buffer.from(b))), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.string(), (s) => check(s)),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(Buffer.from(b))),
+      { numRuns: 1000 },
+    );
   });
 
   it('never accepts invalid data for a known event', () => {

@@ -38,12 +38,9 @@ describe('parseClientMessage', () => {
     expect(fromBuffer).toEqual({ ok: true, message: { event: 'latest', data: { deviceId: 'dev-2' } } });
   });
 
-  it.each(['', '{', '{"event":"subscribe",', 'subscribe dev-1', "{'event':'dashboard'}", Buffer.from([0xff, 0xfe, 0x00])])(
-    'rejects invalid JSON %j',
-    (raw) => {
-      expect(rejected(raw)).toMatch(/JSON/);
-    },
-  );
+  it.each(['', '{', '{"event":"subscribe",', 'subscribe dev-1', "{'event':'dashboard'}", Buffer.from([0xff, 0xfe, 0x00])])('rejects invalid JSON %j', (raw) => {
+    expect(rejected(raw)).toMatch(/JSON/);
+  });
 
   it.each(['42', '"dashboard"', 'null', 'true', '[]', msg([{ event: 'dashboard', data: {} }])])('rejects the non-object %s', (raw) => {
     expect(rejected(raw)).toMatch(/object/i);

@@ -56,7 +56,6 @@ export class RedisConnection implements OnApplicationShutdown {
     return this.config.redis.url !== undefined || this.config.redis.clusterNodes !== undefined;
   }
 
-
   /** True while commands are expected to succeed. */
   get isUp(): boolean {
     return this.up;
@@ -76,9 +75,7 @@ export class RedisConnection implements OnApplicationShutdown {
   duplicate(overrides: Partial<RedisOptions> = {}): Redis | Cluster {
     const client = this.client;
     const copy =
-      client instanceof Cluster
-        ? client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...overrides } })
-        : client.duplicate(overrides);
+      client instanceof Cluster ? client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...overrides } }) : client.duplicate(overrides);
     // Reopened with the main connection when the link is found hung: an idle
     // subscriber on a silent link would otherwise wait for messages forever.
     this.duplicates.add(copy);

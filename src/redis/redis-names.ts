@@ -6,8 +6,7 @@ export const KEY_PREFIX = 'telemetry:';
 export const cacheKeys = {
   latest: (deviceId: string) => `${KEY_PREFIX}latest:{${deviceId}}`,
   stats: (deviceId: string) => `${KEY_PREFIX}stats:{${deviceId}}`,
-  hourly: (deviceId: string, metric: string, fromMs: number, toMs: number) =>
-    `${KEY_PREFIX}hourly:{${deviceId}}:${metric}:${fromMs}:${toMs}`,
+  hourly: (deviceId: string, metric: string, fromMs: number, toMs: number) => `${KEY_PREFIX}hourly:{${deviceId}}:${metric}:${fromMs}:${toMs}`,
   /** `rest` identifies the query (interval, zone, aggregates, metrics, range). */
   series: (deviceId: string, rest: string) => `${KEY_PREFIX}series:{${deviceId}}:${rest}`,
   dashboard: () => `${KEY_PREFIX}dashboard`,

@@ -35,7 +35,10 @@ export function formatSummary(s: SimulationSummary, options: SimulatorOptions): 
   if (s.bad > 0) lines.push(`  malformed     ${number.format(s.bad)} sent on purpose (--bad-ratio ${options.badRatio})`);
   lines.push(`  skipped       ${number.format(s.skipped)} turns of devices in a gap`);
   if (options.silent > 0) lines.push(`  silenced      ${number.format(s.silenced)} turns of silenced devices (--silent ${options.silent})`);
-  if (options.will) lines.push(`  killed        ${number.format(s.killed)} device connections cut without DISCONNECT (their Last Will went out), ${number.format(s.lostInCrash)} messages lost with them`);
+  if (options.will)
+    lines.push(
+      `  killed        ${number.format(s.killed)} device connections cut without DISCONNECT (their Last Will went out), ${number.format(s.lostInCrash)} messages lost with them`,
+    );
   if (s.backfilled > 0) {
     lines.push(
       `  backfilled    ${number.format(s.backfilled)} history readings, ${number.format(s.backfilled * METRICS_PER_READING)} samples (--backfill ${options.backfill} min)`,
@@ -57,14 +60,18 @@ export function exitCodeOf(summary: SimulationSummary): number {
 /** How the start-up line explains where the broker URL came from. */
 function describeSource(source: string, fromEnvFile: readonly string[]): string {
   if (source === '--url') return '--url';
-  if (source === 'default') return 'the embedded broker\'s default port; pass --url or set MQTT_PORT if the service listens elsewhere';
+  if (source === 'default') return "the embedded broker's default port; pass --url or set MQTT_PORT if the service listens elsewhere";
   if (source.startsWith('default,')) return `the embedded broker's default port, logged in ${source.slice('default, '.length)}; --url to change`;
   const names = source.match(/[A-Z][A-Z_]+/g) ?? [];
   const inFile = names.length > 0 && names.every((name) => fromEnvFile.includes(name));
   return `${source.startsWith('default') ? 'the default' : 'from'} ${source}${inFile ? ' in .env' : ''}; --url to change`;
 }
 
-export async function main(argv: readonly string[] = process.argv.slice(2), env: SimulatorEnv = process.env, fromEnvFile: readonly string[] = []): Promise<number> {
+export async function main(
+  argv: readonly string[] = process.argv.slice(2),
+  env: SimulatorEnv = process.env,
+  fromEnvFile: readonly string[] = [],
+): Promise<number> {
   const parsed = parseSimulatorArgs(argv, env);
   if (parsed.kind === 'help') {
     process.stdout.write(parsed.text);

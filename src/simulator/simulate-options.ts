@@ -54,10 +54,7 @@ export const DEFAULT_OPTIONS: SimulatorOptions = {
   willDevices: 100,
 };
 
-export type ParseOutcome =
-  | { kind: 'run'; options: SimulatorOptions }
-  | { kind: 'help'; text: string }
-  | { kind: 'error'; message: string };
+export type ParseOutcome = { kind: 'run'; options: SimulatorOptions } | { kind: 'help'; text: string } | { kind: 'error'; message: string };
 
 const MQTT_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ssl:', 'ws:', 'wss:']);
 
@@ -111,9 +108,7 @@ function decimal(min: number, max: number, { exclusiveMin = false } = {}) {
   return (value: string): number => {
     const n = /^(\d+(\.\d*)?|\.\d+)$/.test(value.trim()) ? Number(value) : NaN;
     if (!Number.isFinite(n) || n > max || n < min || (exclusiveMin && n === min)) {
-      throw new InvalidArgumentError(
-        exclusiveMin ? `Expected a number greater than ${min} and at most ${max}.` : `Expected a number from ${min} to ${max}.`,
-      );
+      throw new InvalidArgumentError(exclusiveMin ? `Expected a number greater than ${min} and at most ${max}.` : `Expected a number from ${min} to ${max}.`);
     }
     return n;
   };
@@ -157,7 +152,10 @@ function buildCommand(output: { out: string; err: string }, broker: BrokerDefaul
     .addOption(new Option('--duration <s>', 'seconds to run').default(d.duration).argParser(decimal(0, 7 * 86_400, { exclusiveMin: true })))
     .addOption(new Option('--qos <0|1>', 'MQTT QoS of every message').default(String(d.qos)).choices(['0', '1']))
     .addOption(
-      new Option('--url <url>', 'broker URL, credentials allowed (mqtt://user:pass@host:1883); default: the service\'s broker (MQTT_URL, else MQTT_PORT on 127.0.0.1)')
+      new Option(
+        '--url <url>',
+        "broker URL, credentials allowed (mqtt://user:pass@host:1883); default: the service's broker (MQTT_URL, else MQTT_PORT on 127.0.0.1)",
+      )
         .default(broker.url)
         .argParser(brokerUrl),
     )
@@ -179,8 +177,10 @@ function buildCommand(output: { out: string; err: string }, broker: BrokerDefaul
     .addOption(new Option('--silent-after <s>', 'seconds into the run when they stop').default(d.silentAfter).argParser(decimal(0, 7 * 86_400)))
     .addOption(new Option('--silent-for <s>', 'seconds they stay silent').default(d.silentFor).argParser(decimal(0, 7 * 86_400, { exclusiveMin: true })))
     .addOption(
-      new Option('--will', 'give devices their own connection carrying a Last Will "offline" on devices/<id>/status; a silent one is cut without DISCONNECT, so the broker publishes it')
-        .default(d.will),
+      new Option(
+        '--will',
+        'give devices their own connection carrying a Last Will "offline" on devices/<id>/status; a silent one is cut without DISCONNECT, so the broker publishes it',
+      ).default(d.will),
     )
     .addOption(
       new Option('--will-devices <n>', 'with --will: how many devices (the first ones) get their own connection')
@@ -190,9 +190,7 @@ function buildCommand(output: { out: string; err: string }, broker: BrokerDefaul
     .addOption(new Option('--prefix <text>', 'device id prefix: ids are <prefix>001, <prefix>002, …').default(d.prefix).argParser(devicePrefix))
     .addOption(new Option('--seed <n>', 'seed of the signals: the same seed gives the same curves').default(d.seed).argParser(wholeNumber(0, 2 ** 32 - 1)))
     .addOption(
-      new Option('--max-inflight <n>', 'QoS 1 messages awaiting PUBACK before publishing pauses')
-        .default(d.maxInflight)
-        .argParser(wholeNumber(1, 1_000_000)),
+      new Option('--max-inflight <n>', 'QoS 1 messages awaiting PUBACK before publishing pauses').default(d.maxInflight).argParser(wholeNumber(1, 1_000_000)),
     )
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false)
@@ -235,7 +233,10 @@ export function parseSimulatorArgs(argv: readonly string[], env: SimulatorEnv = 
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help') {
         return { kind: 'help', text: output.out || command.helpInformation() };
       }
-      const message = (output.err || error.message).trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+      const message = (output.err || error.message)
+        .trim()
+        .replace(/^error: /, '')
+        .replace(/\s*\n\s*/g, ' ');
       return { kind: 'error', message };
     }
     throw error;

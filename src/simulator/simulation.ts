@@ -368,9 +368,7 @@ export async function runSimulation(options: SimulatorOptions, hooks: Simulation
     url: maskUrl(options.url),
     averageRatePerSec: sendingMs > 0 ? (stats.sent * 1000) / sendingMs : 0,
     ackLatencyMs:
-      qos === 1 && latencies.length > 0
-        ? { p50: percentile(latencies, 50), p95: percentile(latencies, 95), max: latencies[latencies.length - 1] }
-        : null,
+      qos === 1 && latencies.length > 0 ? { p50: percentile(latencies, 50), p95: percentile(latencies, 95), max: latencies[latencies.length - 1] } : null,
     interrupted,
     unacknowledged,
   };

@@ -17,7 +17,9 @@ describe('checkPorts', () => {
     const { server, port } = await listen('127.0.0.1');
     try {
       const problems = await checkPorts(loadConfig({ PORT: '0', MQTT_PORT: String(port) }), '0.0.0.0');
-      expect(problems.map((p) => p.message)).toEqual([expect.stringMatching(new RegExp(`^MQTT_PORT ${port} is already in use.*MQTT_PORT=<free port>.*MQTT_URL=mqtt://127\\.0\\.0\\.1:${port} `))]);
+      expect(problems.map((p) => p.message)).toEqual([
+        expect.stringMatching(new RegExp(`^MQTT_PORT ${port} is already in use.*MQTT_PORT=<free port>.*MQTT_URL=mqtt://127\\.0\\.0\\.1:${port} `)),
+      ]);
       // With an external broker the embedded one never listens: nothing to report.
       expect(await checkPorts(loadConfig({ PORT: '0', MQTT_PORT: String(port), MQTT_URL: 'mqtt://broker:1883' }), '0.0.0.0')).toEqual([]);
     } finally {
@@ -52,6 +54,8 @@ describe('serviceAddresses', () => {
       websocket: 'ws://localhost:3001/ws',
       mqtt: 'mqtt://localhost:1884 (embedded broker)',
     });
-    expect(serviceAddresses(loadConfig({ MQTT_URL: 'mqtt://hub:S3cret@broker:1883' }), 3000, undefined).mqtt).toBe('mqtt://hub:***@broker:1883 (external broker)');
+    expect(serviceAddresses(loadConfig({ MQTT_URL: 'mqtt://hub:S3cret@broker:1883' }), 3000, undefined).mqtt).toBe(
+      'mqtt://hub:***@broker:1883 (external broker)',
+    );
   });
 });

@@ -57,7 +57,9 @@ function databaseProblem(url: string, error: unknown, masker: SecretMasker): Sta
   const message = error instanceof Error ? error.message || (typeof code === 'string' ? code : error.name) : String(error);
   const reason = masker.mask(message);
   if (code === '3D000') {
-    return new StartupProblem(`DATABASE_URL ${address}: ${reason}; create it first (\`${createdbCommand(url)}\`) or point DATABASE_URL at an existing database`);
+    return new StartupProblem(
+      `DATABASE_URL ${address}: ${reason}; create it first (\`${createdbCommand(url)}\`) or point DATABASE_URL at an existing database`,
+    );
   }
   return new StartupProblem(`DATABASE_URL ${address} cannot be reached: ${reason}; start PostgreSQL there, or unset DATABASE_URL to use the embedded database`);
 }

@@ -1,7 +1,18 @@
 // REST side of device status (CONTRACT §9): a device's status and its
 // history, and the admin setting of its own timeout.
 import { BadRequestException, Body, Controller, Get, NotFoundException, Param, Put, Query, UseGuards } from '@nestjs/common';
-import { ApiBody, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiSecurity, ApiTags, ApiBadRequestResponse } from '@nestjs/swagger';
+import {
+  ApiBody,
+  ApiForbiddenResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiQuery,
+  ApiSecurity,
+  ApiTags,
+  ApiBadRequestResponse,
+} from '@nestjs/swagger';
 import { z } from 'zod';
 import { AdminKeyGuard } from '../query/admin-key.guard';
 import { parseDeviceId } from '../query/query-params';
@@ -75,7 +86,8 @@ export class DeviceStatusController {
   @Get(':id/status')
   @ApiOperation({
     summary: 'Online/offline status of a device',
-    description: 'online from an accepted message; offline once no message was accepted for DEVICE_OFFLINE_AFTER_S (or the device\'s own offlineAfterS), or when the device (its Last Will) publishes offline on devices/{id}/status.',
+    description:
+      "online from an accepted message; offline once no message was accepted for DEVICE_OFFLINE_AFTER_S (or the device's own offlineAfterS), or when the device (its Last Will) publishes offline on devices/{id}/status.",
   })
   @ApiParam({ name: 'id', description: 'device id', schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' } })
   @ApiOkResponse({
@@ -95,7 +107,10 @@ export class DeviceStatusController {
   }
 
   @Get(':id/settings')
-  @ApiOperation({ summary: 'Per-device settings', description: '`offlineAfterS`: the timeout that applies to this device, in seconds (its own, or DEVICE_OFFLINE_AFTER_S).' })
+  @ApiOperation({
+    summary: 'Per-device settings',
+    description: '`offlineAfterS`: the timeout that applies to this device, in seconds (its own, or DEVICE_OFFLINE_AFTER_S).',
+  })
   @ApiParam({ name: 'id', description: 'device id', schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' } })
   @ApiOkResponse({ schema: SETTINGS })
   @ApiBadRequestResponse({ schema: ERROR })
@@ -108,7 +123,10 @@ export class DeviceStatusController {
   }
 
   @Get(':id/status/history')
-  @ApiOperation({ summary: 'Status changes of a device, newest first', description: 'Changes whose `since` lies in [from, to); default: all of them up to now. At most `limit` (1000) items.' })
+  @ApiOperation({
+    summary: 'Status changes of a device, newest first',
+    description: 'Changes whose `since` lies in [from, to); default: all of them up to now. At most `limit` (1000) items.',
+  })
   @ApiParam({ name: 'id', description: 'device id', schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' } })
   @ApiQuery({ name: 'from', required: false, schema: TIME })
   @ApiQuery({ name: 'to', required: false, schema: TIME })
@@ -117,7 +135,12 @@ export class DeviceStatusController {
     schema: {
       type: 'object',
       required: ['items'],
-      properties: { items: { type: 'array', items: { type: 'object', required: ['status', 'since', 'reason'], properties: { status: STATUS, since: TIME, reason: REASON } } } },
+      properties: {
+        items: {
+          type: 'array',
+          items: { type: 'object', required: ['status', 'since', 'reason'], properties: { status: STATUS, since: TIME, reason: REASON } },
+        },
+      },
     },
   })
   @ApiBadRequestResponse({ schema: ERROR })
@@ -135,9 +158,18 @@ export class DeviceStatusController {
   @Put(':id/settings')
   @UseGuards(AdminKeyGuard)
   @ApiSecurity('x-api-key')
-  @ApiOperation({ summary: 'Per-device settings (admin)', description: '`offlineAfterS`: this device\'s timeout in seconds (1 to 2592000); null restores DEVICE_OFFLINE_AFTER_S. Takes effect at the next sweep.' })
+  @ApiOperation({
+    summary: 'Per-device settings (admin)',
+    description: "`offlineAfterS`: this device's timeout in seconds (1 to 2592000); null restores DEVICE_OFFLINE_AFTER_S. Takes effect at the next sweep.",
+  })
   @ApiParam({ name: 'id', description: 'device id', schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' } })
-  @ApiBody({ schema: { type: 'object', required: ['offlineAfterS'], properties: { offlineAfterS: { type: 'integer', minimum: 1, maximum: MAX_OFFLINE_AFTER_S, nullable: true } } } })
+  @ApiBody({
+    schema: {
+      type: 'object',
+      required: ['offlineAfterS'],
+      properties: { offlineAfterS: { type: 'integer', minimum: 1, maximum: MAX_OFFLINE_AFTER_S, nullable: true } },
+    },
+  })
   @ApiOkResponse({ schema: SETTINGS })
   @ApiBadRequestResponse({ schema: ERROR })
   @ApiForbiddenResponse({ schema: ERROR })

@@ -20,7 +20,8 @@ function setup() {
       const changes: StatusChange[] = [];
       const checks: OnlineCheck[] = [];
       for (const d of devices) {
-        if (state.get(d.deviceId) !== 'online') changes.push({ deviceId: d.deviceId, status: 'online', since: new Date(d.firstSeenMs).toISOString(), reason: 'message' });
+        if (state.get(d.deviceId) !== 'online')
+          changes.push({ deviceId: d.deviceId, status: 'online', since: new Date(d.firstSeenMs).toISOString(), reason: 'message' });
         state.set(d.deviceId, 'online');
         checks.push({ deviceId: d.deviceId, status: 'online', offlineAfterS: null });
       }
@@ -36,13 +37,7 @@ function setup() {
   };
   const metrics = { changes: { labels: () => ({ inc: () => undefined }) } } as unknown as DeviceStatusMetrics;
   const config = { deviceOfflineAfterS: 60 } as AppConfig;
-  const service = new DeviceStatusService(
-    config,
-    store,
-    fanout as unknown as FanoutService,
-    metrics,
-    new TelemetryEvents(),
-  );
+  const service = new DeviceStatusService(config, store, fanout as unknown as FanoutService, metrics, new TelemetryEvents());
   service.onModuleInit();
   const seen = (deviceId: string, at = Date.now()): DeviceSeen => ({ deviceId, firstSeenMs: at, lastSeenMs: at });
   const remoteStatus = (event: StatusEvent) => statusListeners.forEach((l) => l(event));

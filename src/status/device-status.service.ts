@@ -59,7 +59,9 @@ export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown 
     // The one place status hooks into the commit path.
     this.subscriptions.push(
       this.events.on('batch.committed', (batch) => this.committed(batch.devices)),
-      this.events.on('device.status-message', (m) => this.reported(m.topic, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), m.receivedAtMs)),
+      this.events.on('device.status-message', (m) =>
+        this.reported(m.topic, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), m.receivedAtMs),
+      ),
     );
     this.fanout.onStatus((event) => {
       if (event.status === 'offline') this.revoked(event.deviceId, Date.parse(event.since));
@@ -177,7 +179,8 @@ export class DeviceStatusService implements OnModuleInit, OnApplicationShutdown 
       (change) => {
         if (change) this.announce(change);
       },
-      (error: unknown) => this.logger.warn({ msg: 'device status update failed', deviceId, status, error: error instanceof Error ? error.message : String(error) }),
+      (error: unknown) =>
+        this.logger.warn({ msg: 'device status update failed', deviceId, status, error: error instanceof Error ? error.message : String(error) }),
     );
   }
 

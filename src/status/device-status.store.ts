@@ -134,10 +134,15 @@ export class DeviceStatusStore {
   }
 
   async find(deviceId: string): Promise<DeviceStatusRow | undefined> {
-    const [row] = await this.db.query<{ id: string; status: DeviceState; since: Date | null; first_seen: Date; last_seen: Date; reason: StatusReason | null; offline_after_s: number | null }>(
-      `SELECT id, status, status_since AS since, first_seen, last_seen, status_reason AS reason, offline_after_s FROM devices WHERE id = $1`,
-      [deviceId],
-    );
+    const [row] = await this.db.query<{
+      id: string;
+      status: DeviceState;
+      since: Date | null;
+      first_seen: Date;
+      last_seen: Date;
+      reason: StatusReason | null;
+      offline_after_s: number | null;
+    }>(`SELECT id, status, status_since AS since, first_seen, last_seen, status_reason AS reason, offline_after_s FROM devices WHERE id = $1`, [deviceId]);
     if (!row) return undefined;
     return {
       deviceId: row.id,

@@ -52,9 +52,7 @@ describe('planPartitions', () => {
     // The service was down: the catch-all ends 3 days ago and one day in the middle is missing too.
     const partitions = [catchAll(D - 3 * DAY_MS), day(D - 3 * DAY_MS), day(D + DAY_MS)];
     const steps = planPartitions({ partitions, now: NOON, retentionDays: undefined });
-    expect(created(steps)).toEqual(
-      [-2, -1, 0, 2, 3, 4, 5, 6, 7].map((n) => dailyPartitionName(D + n * DAY_MS)),
-    );
+    expect(created(steps)).toEqual([-2, -1, 0, 2, 3, 4, 5, 6, 7].map((n) => dailyPartitionName(D + n * DAY_MS)));
     expect(contiguous(apply(partitions, steps))).toBe(true);
   });
 

@@ -78,8 +78,7 @@ const TABLES = [SAMPLES_TABLE, MINUTE_AGGREGATES_TABLE];
 export const CATCHALL_NAME = 'samples_catchall';
 const MINUTE_MS = 60_000;
 export const floorDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
-export const dailyPartitionName = (dayMs: number, table = SAMPLES_TABLE.name) =>
-  `${table}_p${new Date(dayMs).toISOString().slice(0, 10).replace(/-/g, '')}`;
+export const dailyPartitionName = (dayMs: number, table = SAMPLES_TABLE.name) => `${table}_p${new Date(dayMs).toISOString().slice(0, 10).replace(/-/g, '')}`;
 const catchAllName = (table: string) => `${table}_catchall`;
 
 /**
@@ -123,7 +122,7 @@ export function planPartitions({ partitions, now, retentionDays, through, table 
 
   const wanted = through === undefined ? today : Math.min(floorDay(through), today + MAX_DAYS_AHEAD_ON_DEMAND * DAY_MS);
   const horizon = Math.max(today + DAYS_AHEAD * DAY_MS, wanted + DAY_MS);
-  for (let from = bound; from < horizon; ) {
+  for (let from = bound; from < horizon;) {
     const to = floorDay(from) + DAY_MS;
     const taken = daily.some((p) => p.from < to && (p.to === null || p.to > from));
     if (!taken) steps.push({ kind: 'create', name: dailyPartitionName(from, table), from, to });
@@ -211,12 +210,15 @@ export class PartitionMaintainer implements OnModuleInit, BeforeApplicationShutd
 async function readPartitions(m: EntityManager, table: string): Promise<PartitionRange[]> {
   // Bounds are parsed back by PostgreSQL itself from the text it printed, so
   // the session's DateStyle and time zone cannot confuse them.
-  const rows = (await m.query(`
+  const rows = (await m.query(
+    `
     SELECT c.oid::regclass::text AS name,
       (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz AS "from",
       (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]::timestamptz AS "to"
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = $1::regclass`, [table])) as Array<{ name: string; from: Date | null; to: Date | null }>;
+    WHERE i.inhparent = $1::regclass`,
+    [table],
+  )) as Array<{ name: string; from: Date | null; to: Date | null }>;
   return rows.map((r) => ({ name: r.name, from: r.from?.getTime() ?? null, to: r.to?.getTime() ?? null }));
 }
 

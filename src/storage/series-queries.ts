@@ -111,7 +111,8 @@ export class SeriesQueries {
         : `date_trunc('${interval.kind}', ($2::timestamptz - interval '1 day') AT TIME ZONE $1)`;
     // A local time the clock showed twice (the night it goes back 30 min, 1 h or 2 h) converts to
     // its later instant; the earlier one is a candidate too. Only real bucket starts survive the filter.
-    const shifts = interval.kind === 'bin' ? `(VALUES (interval '0'), (interval '30 minutes'), (interval '1 hour'), (interval '2 hours'))` : `(VALUES (interval '0'))`;
+    const shifts =
+      interval.kind === 'bin' ? `(VALUES (interval '0'), (interval '30 minutes'), (interval '1 hour'), (interval '2 hours'))` : `(VALUES (interval '0'))`;
     const labels = `
       SELECT DISTINCT lab FROM (
         SELECT (l AT TIME ZONE $1) - s.shift AS lab

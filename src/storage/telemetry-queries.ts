@@ -88,10 +88,7 @@ export class TelemetryQueries {
   }
 
   async findDevice(id: string): Promise<DeviceRow | null> {
-    const [row] = await this.db.query<{ id: string; first_seen: Date; last_seen: Date }>(
-      `SELECT id, first_seen, last_seen FROM devices WHERE id = $1`,
-      [id],
-    );
+    const [row] = await this.db.query<{ id: string; first_seen: Date; last_seen: Date }>(`SELECT id, first_seen, last_seen FROM devices WHERE id = $1`, [id]);
     return row ? { id: row.id, firstSeen: iso(row.first_seen), lastSeen: iso(row.last_seen) } : null;
   }
 
@@ -210,9 +207,9 @@ export class TelemetryQueries {
       await manager.query(`DELETE FROM device_status_history WHERE device_id = $1`, [id]);
       await manager.query(`DELETE FROM minute_aggregates WHERE device_id = $1`, [id]);
       // Wrapped in SELECT: TypeORM returns [rows, count] for a bare DELETE … RETURNING.
-      const [row] = (await manager.query(`WITH d AS (DELETE FROM devices WHERE id = $1 RETURNING id) SELECT count(*)::int AS n FROM d`, [
-        id,
-      ])) as Array<{ n: number }>;
+      const [row] = (await manager.query(`WITH d AS (DELETE FROM devices WHERE id = $1 RETURNING id) SELECT count(*)::int AS n FROM d`, [id])) as Array<{
+        n: number;
+      }>;
       return row.n > 0;
     });
   }

@@ -48,7 +48,11 @@ describeWithServers(['postgres'])('SampleWriter (component, real PostgreSQL)', (
     );
 
   it('a redelivered batch stores nothing, reports nothing new, and leaves the rollups equal to GROUP BY', async () => {
-    const batch = samples(['rd-1', 'rd-2'], ['t', 'h'], [0, 1, 2, 3].map((i) => hourBase + i * 20 * 60_000));
+    const batch = samples(
+      ['rd-1', 'rd-2'],
+      ['t', 'h'],
+      [0, 1, 2, 3].map((i) => hourBase + i * 20 * 60_000),
+    );
     const first = await writer.write(batch, seenAt(batch, Date.now()));
     expect(first.map(key)).toEqual(batch.map(key));
 

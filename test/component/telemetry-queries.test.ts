@@ -105,7 +105,11 @@ describeWithServers(['postgres'])('TelemetryQueries (component, real PostgreSQL)
     // Without a metric the limit applies across metrics: all 303, the humidity ones last.
     const all = await queries.samples('dev-a', undefined, from, to, 10_000);
     expect(all).toHaveLength(303);
-    expect(all.slice(-3).map((s) => [s.metric, s.value])).toEqual([['humidity', 39], ['humidity', 41.5], ['humidity', 40]]);
+    expect(all.slice(-3).map((s) => [s.metric, s.value])).toEqual([
+      ['humidity', 39],
+      ['humidity', 41.5],
+      ['humidity', 40],
+    ]);
     expect(all.every((s, i) => i === 0 || s.ts <= all[i - 1].ts)).toBe(true);
 
     const humidity = await queries.samples('dev-a', 'humidity', from, new Date(threeHoursAgo + 65 * MIN), 10);

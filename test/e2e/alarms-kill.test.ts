@@ -51,7 +51,14 @@ describeWithServers(['postgres'])('alarm webhooks survive a SIGKILL between comm
     const res = await first.app.fetch('/api/alarm-rules', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-api-key': ADMIN },
-      body: JSON.stringify({ name: 'hot', metric: 'temp', devices: ['boiler'], condition: { op: '>', value: 90 }, severity: 'critical', webhookUrl: receiver.url }),
+      body: JSON.stringify({
+        name: 'hot',
+        metric: 'temp',
+        devices: ['boiler'],
+        condition: { op: '>', value: 90 },
+        severity: 'critical',
+        webhookUrl: receiver.url,
+      }),
     });
     expect(res.status).toBe(201);
 
@@ -69,10 +76,17 @@ describeWithServers(['postgres'])('alarm webhooks survive a SIGKILL between comm
     const [before, after] = receiver.received;
     expect(after.headers['x-telemetry-event-id']).toBe(before.headers['x-telemetry-event-id']);
     expect(after.body).toBe(before.body);
-    expect(after.json).toMatchObject({ type: 'alarm.raised', alarm: { deviceId: 'boiler', metric: 'temp', value: 95, status: 'active', severity: 'critical' } });
+    expect(after.json).toMatchObject({
+      type: 'alarm.raised',
+      alarm: { deviceId: 'boiler', metric: 'temp', value: 95, status: 'active', severity: 'critical' },
+    });
     expect(after.headers['x-telemetry-signature']).toBe(`sha256=${createHmac('sha256', SECRET).update(after.body).digest('hex')}`);
     expect(after.receivedAt - killedAt).toBeLessThan(40_000);
-    await waitFor(async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM alarm_outbox WHERE sent_at IS NOT NULL`))[0].n === 1, 5000, 'sent recorded');
+    await waitFor(
+      async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM alarm_outbox WHERE sent_at IS NOT NULL`))[0].n === 1,
+      5000,
+      'sent recorded',
+    );
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(receiver.received).toHaveLength(2);
     const alarms = await db.query(`SELECT status FROM alarms`);
@@ -86,7 +100,14 @@ describeWithServers(['postgres'])('alarm webhooks survive a SIGKILL between comm
       const res = await first.app.fetch('/api/alarm-rules', {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-api-key': ADMIN },
-        body: JSON.stringify({ name: 'cold', metric: 'temp', devices: ['freezer'], condition: { op: '<', value: -30 }, severity: 'major', webhookUrl: down.url }),
+        body: JSON.stringify({
+          name: 'cold',
+          metric: 'temp',
+          devices: ['freezer'],
+          condition: { op: '<', value: -30 },
+          severity: 'major',
+          webhookUrl: down.url,
+        }),
       });
       expect(res.status).toBe(201);
       const device = await connectDevice(`mqtt://127.0.0.1:${first.mqttPort}`, { clientId: 'kill-freezer' });

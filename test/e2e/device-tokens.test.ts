@@ -112,36 +112,33 @@ describe('device tokens on the embedded broker', () => {
     expect(refused).toBe(4);
   });
 
-  it.each([['dev-2'], ['dev-10']])(
-    "closes dev-1's connection when it publishes to devices/%s/telemetry and stores nothing of it",
-    async (victim) => {
-      const dev1 = await connectAs('dev-1', 'secret1');
-      const closed = closeOf(dev1);
-      const forged = dev1.publishAsync(telemetryTopic(victim), JSON.stringify({ ts: base + 1000, metrics: { forged: 666 } }), { qos: 1 });
-      const outcome = await Promise.race([
-        forged.then(
-          () => 'acknowledged',
-          () => 'failed',
-        ),
-        closed.then(() => 'connection closed'),
-        after(5000, 'no reaction'),
-      ]);
-      expect(outcome).toBe('connection closed');
+  it.each([['dev-2'], ['dev-10']])("closes dev-1's connection when it publishes to devices/%s/telemetry and stores nothing of it", async (victim) => {
+    const dev1 = await connectAs('dev-1', 'secret1');
+    const closed = closeOf(dev1);
+    const forged = dev1.publishAsync(telemetryTopic(victim), JSON.stringify({ ts: base + 1000, metrics: { forged: 666 } }), { qos: 1 });
+    const outcome = await Promise.race([
+      forged.then(
+        () => 'acknowledged',
+        () => 'failed',
+      ),
+      closed.then(() => 'connection closed'),
+      after(5000, 'no reaction'),
+    ]);
+    expect(outcome).toBe('connection closed');
 
-      if (victim === 'dev-2') {
-        // The real dev-2's own messages are still stored.
-        const dev2 = await connectAs('dev-2', 'secret2');
-        await dev2.publishAsync(telemetryTopic('dev-2'), JSON.stringify({ ts: base + 2000, metrics: { own: 42 } }), { qos: 1 });
-        await waitFor(async () => (await samplesOf('dev-2')).some((r) => r.metric === 'own'), 10_000, "dev-2's own sample");
-      }
-      await new Promise((resolve) => setTimeout(resolve, 300)); // time enough for a wrongly accepted message to be committed
-      const rows = await samplesOf(victim);
-      expect(rows.filter((r) => r.metric === 'forged')).toEqual([]);
-      if (victim === 'dev-2') expect(rows.map((r) => [r.metric, r.value])).toEqual([['own', 42]]);
-      const [devices] = await app.get(DatabaseService).query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE id = 'dev-10'`);
-      expect(devices.n).toBe(0);
-    },
-  );
+    if (victim === 'dev-2') {
+      // The real dev-2's own messages are still stored.
+      const dev2 = await connectAs('dev-2', 'secret2');
+      await dev2.publishAsync(telemetryTopic('dev-2'), JSON.stringify({ ts: base + 2000, metrics: { own: 42 } }), { qos: 1 });
+      await waitFor(async () => (await samplesOf('dev-2')).some((r) => r.metric === 'own'), 10_000, "dev-2's own sample");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300)); // time enough for a wrongly accepted message to be committed
+    const rows = await samplesOf(victim);
+    expect(rows.filter((r) => r.metric === 'forged')).toEqual([]);
+    if (victim === 'dev-2') expect(rows.map((r) => [r.metric, r.value])).toEqual([['own', 42]]);
+    const [devices] = await app.get(DatabaseService).query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE id = 'dev-10'`);
+    expect(devices.n).toBe(0);
+  });
 
   it("lets dev-1 subscribe to its own topics but not to dev-2's (or everyone's)", async () => {
     // Positive control: a subscription under devices/dev-1/ is granted and receives dev-1's messages.

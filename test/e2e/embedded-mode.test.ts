@@ -115,9 +115,9 @@ describe('embedded mode: in-process broker and PostgreSQL', () => {
     const before = Date.now();
     await dev.publishAsync(topic, JSON.stringify({ metrics: { temperature: 21.5 } }), { qos: 1 });
     // No waiting: the acknowledgement itself must mean "committed".
-    const rows = await app.get(DatabaseService).query<{ metric: string; value: number; ts: Date }>(
-      `SELECT metric, value, ts FROM samples WHERE device_id = 'dev-1'`,
-    );
+    const rows = await app
+      .get(DatabaseService)
+      .query<{ metric: string; value: number; ts: Date }>(`SELECT metric, value, ts FROM samples WHERE device_id = 'dev-1'`);
     expect(rows.map((r) => [r.metric, r.value])).toEqual([['temperature', 21.5]]);
     // No ts in the payload: the server's receive time is used.
     expect(rows[0].ts.getTime()).toBeGreaterThanOrEqual(before - 1000);
@@ -204,15 +204,17 @@ describe('embedded mode: in-process broker and PostgreSQL', () => {
       [telemetryTopic('bad-ts'), JSON.stringify({ ts: old, metrics: { a: 1 } })],
       [telemetryTopic('bad-ts'), JSON.stringify({ ts: '1999-06-01T00:00:00Z', metrics: { a: 1 } })],
       // A batch with one invalid sample is rejected whole.
-      [telemetryTopic('bad-batch'), JSON.stringify([{ ts: now, metrics: { a: 1 } }, { ts: old, metrics: { a: 2 } }])],
+      [
+        telemetryTopic('bad-batch'),
+        JSON.stringify([
+          { ts: now, metrics: { a: 1 } },
+          { ts: old, metrics: { a: 2 } },
+        ]),
+      ],
       [telemetryTopic('ok-after'), JSON.stringify({ ts: now, metrics: { a: 2 } })],
     ];
     // Every publish resolves: the PUBACK arrives for rejected messages too.
-    await withTimeout(
-      Promise.all(messages.map(([topic, payload]) => dev.publishAsync(topic, payload, { qos: 1 }))),
-      10_000,
-      'publishes including bad input',
-    );
+    await withTimeout(Promise.all(messages.map(([topic, payload]) => dev.publishAsync(topic, payload, { qos: 1 }))), 10_000, 'publishes including bad input');
     expect(dev.connected).toBe(true);
 
     const countOk = () => count(app, `SELECT count(*)::int AS n FROM samples WHERE device_id IN ('ok-before','ok-after')`, []);
@@ -313,9 +315,9 @@ describe('embedded mode: persistence across restarts and graceful shutdown', () 
 
     const second = await restart();
     expect(await stored(second)).toBe(3);
-    const rows = await second.get(DatabaseService).query<{ ts: Date; value: number }>(
-      `SELECT ts, value FROM samples WHERE device_id = 'persist-1' ORDER BY ts`,
-    );
+    const rows = await second
+      .get(DatabaseService)
+      .query<{ ts: Date; value: number }>(`SELECT ts, value FROM samples WHERE device_id = 'persist-1' ORDER BY ts`);
     expect(rows.map((r) => [r.ts.getTime(), r.value])).toEqual([
       [base, 0],
       [base + 1000, 1],

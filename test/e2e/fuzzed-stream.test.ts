@@ -18,7 +18,14 @@ const validMetrics = fc.dictionary(
   { minKeys: 1, maxKeys: 6 },
 );
 const invalidPayload = fc.oneof(
-  fc.string({ maxLength: 40 }).filter((s) => { try { JSON.parse(s); return false; } catch { return true; } }),
+  fc.string({ maxLength: 40 }).filter((s) => {
+    try {
+      JSON.parse(s);
+      return false;
+    } catch {
+      return true;
+    }
+  }),
   fc.constant(JSON.stringify({ metrics: { 'bad name': 1 } })),
   fc.constant(JSON.stringify({ metrics: { t: 'warm' } })),
   fc.constant(JSON.stringify({ ts: 0, metrics: { t: 1 } })),
@@ -41,10 +48,16 @@ describe('fuzzed MQTT stream', () => {
   });
 
   it('stores exactly the valid messages', async () => {
-    const items = fc.sample(fc.oneof(validMetrics.map((m) => ({ valid: true as const, metrics: m })), invalidPayload.map((p) => ({ valid: false as const, payload: p }))), {
-      numRuns: 600,
-      seed: 20261121,
-    });
+    const items = fc.sample(
+      fc.oneof(
+        validMetrics.map((m) => ({ valid: true as const, metrics: m })),
+        invalidPayload.map((p) => ({ valid: false as const, payload: p })),
+      ),
+      {
+        numRuns: 600,
+        seed: 20261121,
+      },
+    );
     let expected = 0;
     const messages = items.map((item, i) => {
       const topic = `devices/fuzz-${i % 7}/telemetry`;
@@ -68,10 +81,14 @@ describe('fuzzed MQTT stream', () => {
     expect(await count()).toBe(expected);
     const invalid = items.filter((i) => !i.valid).length;
     expect(invalid).toBeGreaterThan(50);
-    await waitFor(async () => {
-      const text = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
-      const rejected = [...text.matchAll(/^telemetry_messages_rejected_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
-      return rejected === invalid + 1;
-    }, 5000, 'every invalid message counted as rejected');
+    await waitFor(
+      async () => {
+        const text = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
+        const rejected = [...text.matchAll(/^telemetry_messages_rejected_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+        return rejected === invalid + 1;
+      },
+      5000,
+      'every invalid message counted as rejected',
+    );
   });
 });

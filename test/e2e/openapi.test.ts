@@ -13,7 +13,16 @@ import { type BrowserContext, chromium } from 'playwright-core';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const haveChromium = existsSync(CHROMIUM);
 const itInBrowser = haveChromium || process.env.CI === 'true' ? it : it.skip;
 
@@ -185,13 +194,20 @@ describe('OpenAPI document and Swagger UI', () => {
     });
     expect(document.components?.securitySchemes?.admin).toEqual(expect.objectContaining({ type: 'apiKey', in: 'header', name: 'x-api-key' }));
     const op = (path: string, method: string) => document.paths[path][method] as Operation & { security?: unknown };
-    for (const [path, method] of [['/api/devices/{id}', 'delete'], ['/api/cache/clear', 'post']]) {
+    for (const [path, method] of [
+      ['/api/devices/{id}', 'delete'],
+      ['/api/cache/clear', 'post'],
+    ]) {
       expect(op(path, method).security).toEqual([{ admin: [] }]);
       expect(op(path, method).responses?.['403']?.content?.['application/json']?.schema).toEqual({ $ref: '#/components/schemas/ErrorBody' });
     }
     expect(op('/api/devices/{id}/latest', 'get').security).toBeUndefined();
     const samples = op('/api/devices/{id}/samples', 'get').parameters ?? [];
-    expect(samples.find((p) => p.name === 'limit')).toMatchObject({ in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 } });
+    expect(samples.find((p) => p.name === 'limit')).toMatchObject({
+      in: 'query',
+      required: false,
+      schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+    });
     expect(samples.find((p) => p.name === 'id')?.schema).toMatchObject({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' });
   });
 
@@ -212,29 +228,37 @@ describe('OpenAPI document and Swagger UI', () => {
     }
   });
 
-  itInBrowser(`renders every operation in Swagger UI${haveChromium || process.env.CI === 'true' ? '' : ` [skipped: ${CHROMIUM} is missing]`}`, async () => {
-    const profileDir = await mkdtemp(join(tmpdir(), 'th-chromium-'));
-    let context: BrowserContext | undefined;
-    const pageErrors: string[] = [];
-    try {
-      context = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
-      const page = context.pages()[0] ?? (await context.newPage());
-      page.on('pageerror', (error) => pageErrors.push(error.message));
-      page.on('console', (message) => {
-        if (message.type() === 'error') pageErrors.push(message.text());
-      });
-      await page.goto(`${app.baseUrl}/docs`);
-      await page.locator('.opblock').first().waitFor({ timeout: 20_000 });
-      const expected = Object.entries(document.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
-      // An operation with two tags is shown twice: compare the sets.
-      const shown = await page.locator('.opblock').evaluateAll((blocks) =>
-        blocks.map((b) => `${b.querySelector('.opblock-summary-method')?.textContent} ${b.querySelector('.opblock-summary-path')?.textContent}`.replace(/\u200b/g, '')),
-      );
-      expect([...new Set(shown)].sort()).toEqual(expected.sort());
-      expect(pageErrors).toEqual([]);
-    } finally {
-      await context?.close().catch(() => undefined);
-      await rm(profileDir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  itInBrowser(
+    `renders every operation in Swagger UI${haveChromium || process.env.CI === 'true' ? '' : ` [skipped: ${CHROMIUM} is missing]`}`,
+    async () => {
+      const profileDir = await mkdtemp(join(tmpdir(), 'th-chromium-'));
+      let context: BrowserContext | undefined;
+      const pageErrors: string[] = [];
+      try {
+        context = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+        const page = context.pages()[0] ?? (await context.newPage());
+        page.on('pageerror', (error) => pageErrors.push(error.message));
+        page.on('console', (message) => {
+          if (message.type() === 'error') pageErrors.push(message.text());
+        });
+        await page.goto(`${app.baseUrl}/docs`);
+        await page.locator('.opblock').first().waitFor({ timeout: 20_000 });
+        const expected = Object.entries(document.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+        // An operation with two tags is shown twice: compare the sets.
+        const shown = await page
+          .locator('.opblock')
+          .evaluateAll((blocks) =>
+            blocks.map((b) =>
+              `${b.querySelector('.opblock-summary-method')?.textContent} ${b.querySelector('.opblock-summary-path')?.textContent}`.replace(/\u200b/g, ''),
+            ),
+          );
+        expect([...new Set(shown)].sort()).toEqual(expected.sort());
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await context?.close().catch(() => undefined);
+        await rm(profileDir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });

@@ -105,7 +105,9 @@ describe('start-up of the built service', () => {
       expect(outcome.stdout).toBe('');
       const lines = linesOf(outcome.stderr);
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(new RegExp(`^telemetry-hub: DATABASE_URL postgres://hub:\\*\\*\\*@127\\.0\\.0\\.1:${closed}/telemetry cannot be reached: .*ECONNREFUSED`));
+      expect(lines[0]).toMatch(
+        new RegExp(`^telemetry-hub: DATABASE_URL postgres://hub:\\*\\*\\*@127\\.0\\.0\\.1:${closed}/telemetry cannot be reached: .*ECONNREFUSED`),
+      );
       expect(outcome.stderr).not.toContain('Pg-Secret-31');
       expectNoStackTrace(outcome);
     });
@@ -131,7 +133,13 @@ describe('start-up of the built service', () => {
     const noRedis = await freePort();
     writeFileSync(
       join(dir, '.env'),
-      [`ADMIN_API_KEY=key-from-dotenv`, `DATA_DIR=${join(dir, 'data')}`, `MQTT_PORT=${taken.port}`, `REDIS_URL=redis://:Redis-Secret-77@127.0.0.1:${noRedis}`, ''].join('\n'),
+      [
+        `ADMIN_API_KEY=key-from-dotenv`,
+        `DATA_DIR=${join(dir, 'data')}`,
+        `MQTT_PORT=${taken.port}`,
+        `REDIS_URL=redis://:Redis-Secret-77@127.0.0.1:${noRedis}`,
+        '',
+      ].join('\n'),
     );
     let app: AppProcess | undefined;
     try {
@@ -199,7 +207,11 @@ describe('start-up of the built service', () => {
 
 function childrenOf(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return []; // pgrep exits 1 when there are none
   }

@@ -31,11 +31,23 @@ describe('alarms on embedded PostgreSQL', () => {
     const res = await fetch(`${instance.app.baseUrl}/api/alarm-rules`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-api-key': 'k' },
-      body: JSON.stringify({ name: 'r', metric: 'rpm', devices: '*', condition: { op: '>', value: 3000 }, clear: { hysteresis: 100 }, severity: 'minor', webhookUrl: receiver.url }),
+      body: JSON.stringify({
+        name: 'r',
+        metric: 'rpm',
+        devices: '*',
+        condition: { op: '>', value: 3000 },
+        clear: { hysteresis: 100 },
+        severity: 'minor',
+        webhookUrl: receiver.url,
+      }),
     });
     expect(res.status).toBe(201);
     const t0 = Date.now() - 60_000;
-    for (const [dt, rpm] of [[0, 3500], [1000, 2950], [2000, 2900]]) {
+    for (const [dt, rpm] of [
+      [0, 3500],
+      [1000, 2950],
+      [2000, 2900],
+    ]) {
       await instance.device.publishAsync(telemetryTopic('pump'), JSON.stringify({ ts: t0 + dt, metrics: { rpm } }), { qos: 1 });
       await instance.app.get(AlarmEvaluationService).idle();
     }

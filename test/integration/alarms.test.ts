@@ -106,13 +106,26 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
     const spec = { name: 'too hot', metric: 'temp', devices: ['d-1', 'd-2'], condition: { op: '>', value: 30 }, severity: 'critical' };
     const created = await api('POST', '/api/alarm-rules', spec);
     expect(created.status).toBe(201);
-    expect(created.body).toEqual({ ...spec, id: expect.any(Number), forS: 0, clear: { hysteresis: 0, forS: 0 }, createdAt: expect.any(String), updatedAt: expect.any(String) });
+    expect(created.body).toEqual({
+      ...spec,
+      id: expect.any(Number),
+      forS: 0,
+      clear: { hysteresis: 0, forS: 0 },
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+    });
     const id = created.body.id;
 
     expect((await api('GET', '/api/alarm-rules')).body.items).toContainEqual(created.body);
     expect(await api('GET', `/api/alarm-rules/${id}`)).toEqual({ status: 200, body: created.body });
 
-    const replaced = await api('PUT', `/api/alarm-rules/${id}`, { ...spec, devices: '*', condition: { op: 'inside', value: [1, 2] }, forS: 5, webhookUrl: 'https://example.com/x' });
+    const replaced = await api('PUT', `/api/alarm-rules/${id}`, {
+      ...spec,
+      devices: '*',
+      condition: { op: 'inside', value: [1, 2] },
+      forS: 5,
+      webhookUrl: 'https://example.com/x',
+    });
     expect(replaced.status).toBe(200);
     expect(replaced.body).toMatchObject({ id, devices: '*', condition: { op: 'inside', value: [1, 2] }, forS: 5, webhookUrl: 'https://example.com/x' });
     expect((await api('GET', `/api/alarm-rules/${id}`)).body).toEqual(replaced.body);
@@ -160,7 +173,16 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
     expect(await alarmsOf(dev)).toEqual([]);
     await publish(dev, [[t0 + 10 * S, 62]]);
     const [raised] = await alarmsOf(dev);
-    expect(raised).toMatchObject({ deviceId: dev, metric: 'temp', severity: 'major', status: 'active', raisedAt: iso(t0 + 10 * S), value: 62, acknowledgedAt: null, clearedAt: null });
+    expect(raised).toMatchObject({
+      deviceId: dev,
+      metric: 'temp',
+      severity: 'major',
+      status: 'active',
+      raisedAt: iso(t0 + 10 * S),
+      value: 62,
+      acknowledgedAt: null,
+      clearedAt: null,
+    });
 
     await publish(dev, [[t0 + 15 * S, 48]]); // below 50 but above 50 - 5: still open
     await publish(dev, [[t0 + 20 * S, 45]]); // clearing run starts
@@ -177,17 +199,30 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
     const t0 = stretch();
     await createRule({ metric: 'temp', devices: [dev], condition: { op: '>=', value: 10 }, forS: 20 });
     // One message, shuffled: in time order the condition holds 0..20 s, so it raises at 20 s.
-    await publish(dev, [[t0 + 20 * S, 12], [t0, 10], [t0 + 10 * S, 11]]);
+    await publish(dev, [
+      [t0 + 20 * S, 12],
+      [t0, 10],
+      [t0 + 10 * S, 11],
+    ]);
     const [raised] = await alarmsOf(dev);
     expect(raised).toMatchObject({ status: 'active', raisedAt: iso(t0 + 20 * S), value: 12 });
     // The same message again (stored once, nothing new), then a late sample below the threshold.
-    await publish(dev, [[t0 + 20 * S, 12], [t0, 10], [t0 + 10 * S, 11]]);
+    await publish(dev, [
+      [t0 + 20 * S, 12],
+      [t0, 10],
+      [t0 + 10 * S, 11],
+    ]);
     await publish(dev, [[t0 + 15 * S, 0]]);
     expect(await alarmsOf(dev)).toEqual([raised]);
     // A run broken in sample time (5 s is below) does not raise, even though 25 s arrives first.
     const dev2 = newDevice('broken-run');
     await createRule({ metric: 'temp', devices: [dev2], condition: { op: '>=', value: 10 }, forS: 20 });
-    await publish(dev2, [[t0 + 25 * S, 10], [t0, 10], [t0 + 5 * S, 1], [t0 + 10 * S, 10]]);
+    await publish(dev2, [
+      [t0 + 25 * S, 10],
+      [t0, 10],
+      [t0 + 5 * S, 1],
+      [t0 + 10 * S, 10],
+    ]);
     expect(await alarmsOf(dev2)).toEqual([]);
   });
 
@@ -252,7 +287,14 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
     const [first] = await alarmsOf(dev);
     expect(first.status).toBe('active');
 
-    const put = await api('PUT', `/api/alarm-rules/${id}`, { name: 'r', severity: 'critical', metric: 'temp', devices: [dev], condition: { op: '>', value: 100 }, webhookUrl: receiver.url });
+    const put = await api('PUT', `/api/alarm-rules/${id}`, {
+      name: 'r',
+      severity: 'critical',
+      metric: 'temp',
+      devices: [dev],
+      condition: { op: '>', value: 100 },
+      webhookUrl: receiver.url,
+    });
     expect(put.status).toBe(200);
     expect((await alarmsOf(dev))[0]).toMatchObject({ id: first.id, status: 'cleared' });
     await publish(dev, [[t0 + S, 50]]); // fine under the new threshold
@@ -276,7 +318,13 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
   it('posts alarm.raised and alarm.cleared, signed with HMAC-SHA256 of the exact body, each with its own event id', async () => {
     const dev = newDevice('hook');
     const t0 = stretch();
-    await createRule({ metric: 'temp', devices: [dev], condition: { op: 'outside', value: [0, 10] }, clear: { hysteresis: 1, forS: 0 }, webhookUrl: receiver.url });
+    await createRule({
+      metric: 'temp',
+      devices: [dev],
+      condition: { op: 'outside', value: [0, 10] },
+      clear: { hysteresis: 1, forS: 0 },
+      webhookUrl: receiver.url,
+    });
     const before = receiver.received.length;
     await publish(dev, [[t0, 11]]);
     const committed = Date.now();
@@ -307,7 +355,10 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
     await createRule({ metric: 'temp', devices: [dev], condition: { op: '>', value: 0 }, webhookUrl: flaky.url });
     const scrape = async () => (await (await fetch(`${a.app.baseUrl}/metrics`)).text()) + (await (await fetch(`${b.app.baseUrl}/metrics`)).text());
     const count = (text: string, result: string) =>
-      text.split('\n').filter((l) => l.startsWith(`telemetry_alarm_notifications_total{result="${result}"}`)).reduce((sum, l) => sum + Number(l.split(' ')[1]), 0);
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`telemetry_alarm_notifications_total{result="${result}"}`))
+        .reduce((sum, l) => sum + Number(l.split(' ')[1]), 0);
     const before = await scrape();
     await publish(dev, [[stretch(), 1]]);
     await waitFor(() => flaky.received.length === 3, 20_000, 'three attempts');
@@ -320,7 +371,9 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
     expect(count(after, 'failed') - count(before, 'failed')).toBe(0);
     await sleep(2000);
     expect(flaky.received).toHaveLength(3);
-    const [row] = await db.query<{ attempts: number; sent: boolean }>(`SELECT attempts, sent_at IS NOT NULL AS sent FROM alarm_outbox WHERE id = $1`, [[...ids][0]]);
+    const [row] = await db.query<{ attempts: number; sent: boolean }>(`SELECT attempts, sent_at IS NOT NULL AS sent FROM alarm_outbox WHERE id = $1`, [
+      [...ids][0],
+    ]);
     expect(row).toEqual({ attempts: 3, sent: true });
   });
 
@@ -358,7 +411,12 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
     expect(once.received).toHaveLength(24);
     expect(new Set(once.received.map((h) => h.headers['x-telemetry-event-id'])).size).toBe(24);
     for (const d of devices) {
-      expect(once.received.filter((h) => h.json.alarm.deviceId === d).map((h) => h.json.type).sort()).toEqual(['alarm.cleared', 'alarm.raised']);
+      expect(
+        once.received
+          .filter((h) => h.json.alarm.deviceId === d)
+          .map((h) => h.json.type)
+          .sort(),
+      ).toEqual(['alarm.cleared', 'alarm.raised']);
     }
   });
 
@@ -381,7 +439,11 @@ describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
     const dev = newDevice('list');
     const t0 = stretch();
     await createRule({ metric: 'temp', devices: [dev], condition: { op: '>', value: 0 } });
-    await publish(dev, [[t0, 1], [t0 + S, -1], [t0 + 2 * S, 2]]);
+    await publish(dev, [
+      [t0, 1],
+      [t0 + S, -1],
+      [t0 + 2 * S, 2],
+    ]);
     const items = await alarmsOf(dev);
     expect(items.map((x) => [x.status, x.raisedAt])).toEqual([
       ['active', iso(t0 + 2 * S)],

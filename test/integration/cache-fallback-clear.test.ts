@@ -14,7 +14,13 @@ describeWithServers(['postgres'])('cache deletions while Redis is down', () => {
   beforeAll(async () => {
     db = await createTestDatabase('cache_fallback_clear');
     // Nothing listens on this port: Redis is configured and down from the start.
-    app = await startTestApp({ DATABASE_URL: db.url, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, MQTT_URL: undefined, MQTT_PORT: '0', ADMIN_API_KEY: 'k' });
+    app = await startTestApp({
+      DATABASE_URL: db.url,
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      MQTT_URL: undefined,
+      MQTT_PORT: '0',
+      ADMIN_API_KEY: 'k',
+    });
   });
 
   afterAll(async () => {

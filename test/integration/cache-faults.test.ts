@@ -46,7 +46,11 @@ describeWithServers(['postgres'])('cache fallback when Redis dies or hangs (priv
     { name: 'devices', url: '/api/devices?limit=10', sameBody: true },
     { name: 'latest', url: `/api/devices/${devA}/latest`, sameBody: true },
     { name: 'stats', url: `/api/devices/${devA}/stats`, sameBody: true },
-    { name: 'hourly', url: `/api/devices/${devA}/aggregates/hourly?metric=t&from=${new Date(hourBase).toISOString()}&to=${new Date(hourBase + 3 * HOUR).toISOString()}`, sameBody: true },
+    {
+      name: 'hourly',
+      url: `/api/devices/${devA}/aggregates/hourly?metric=t&from=${new Date(hourBase).toISOString()}&to=${new Date(hourBase + 3 * HOUR).toISOString()}`,
+      sameBody: true,
+    },
     { name: 'samples', url: `/api/devices/${devA}/samples?limit=20`, sameBody: true },
     { name: 'dashboard', url: '/api/dashboard/metrics', sameBody: false },
     { name: 'cache-stats', url: '/api/cache/stats', sameBody: false },
@@ -108,15 +112,17 @@ describeWithServers(['postgres'])('cache fallback when Redis dies or hangs (priv
         const res = await timedGet(route.url);
         worst[route.name] = Math.max(worst[route.name] ?? 0, res.ms);
         const bound = before.maxMs + CONTRACT_ALLOWANCE_MS + CI_NOISE_MS;
-        expect({ phase, route: route.name, round, status: res.status, withinBound: res.ms <= bound, ms: Math.round(res.ms), bound: Math.round(bound) }).toEqual({
-          phase,
-          route: route.name,
-          round,
-          status: before.status,
-          withinBound: true,
-          ms: Math.round(res.ms),
-          bound: Math.round(bound),
-        });
+        expect({ phase, route: route.name, round, status: res.status, withinBound: res.ms <= bound, ms: Math.round(res.ms), bound: Math.round(bound) }).toEqual(
+          {
+            phase,
+            route: route.name,
+            round,
+            status: before.status,
+            withinBound: true,
+            ms: Math.round(res.ms),
+            bound: Math.round(bound),
+          },
+        );
         if (route.sameBody) expect({ route: route.name, body: res.body }).toEqual({ route: route.name, body: before.body });
       }
     }
@@ -149,7 +155,7 @@ describeWithServers(['postgres'])('cache fallback when Redis dies or hangs (priv
     await testApp?.close();
     await redisServer?.destroy();
     await db?.drop();
-     
+
     console.log(`cache-faults latency (ms; normal = max of cold + warm requests before the fault):\n${JSON.stringify(report, null, 1)}`);
   });
 
@@ -244,7 +250,11 @@ describeWithServers(['postgres'])('cache fallback when Redis dies or hangs (priv
       // Everything answers as it did before the fault.
       for (const route of routes.filter((r) => r.sameBody)) {
         const res = await timedGet(route.url);
-        expect({ route: route.name, status: res.status, body: res.body }).toEqual({ route: route.name, status: normal.get(route.name)!.status, body: normal.get(route.name)!.body });
+        expect({ route: route.name, status: res.status, body: res.body }).toEqual({
+          route: route.name,
+          status: normal.get(route.name)!.status,
+          body: normal.get(route.name)!.body,
+        });
       }
     });
   });

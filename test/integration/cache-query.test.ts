@@ -53,7 +53,11 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
     { deviceId: D1, metric: 'humidity', ts: base + 2 * HOUR, value: 45.5 },
   ];
 
-  async function call(method: 'GET' | 'POST' | 'DELETE', url: string, options: { key?: string; payload?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
+  async function call(
+    method: 'GET' | 'POST' | 'DELETE',
+    url: string,
+    options: { key?: string; payload?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<Reply> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.key !== undefined) headers['x-api-key'] = options.key;
     const res = await testApp.app.inject({
@@ -349,10 +353,7 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
     it('POST /api/cache/clear with a bad pattern or malformed JSON → 400', async () => {
       expectError(await call('POST', '/api/cache/clear', { key: ADMIN_KEY, payload: { pattern: 'other:*' } }), 400);
       expectError(await call('POST', '/api/cache/clear', { key: ADMIN_KEY, payload: { pattern: '*' } }), 400);
-      expectError(
-        await call('POST', '/api/cache/clear', { key: ADMIN_KEY, payload: '{"pattern": ', headers: { 'content-type': 'application/json' } }),
-        400,
-      );
+      expectError(await call('POST', '/api/cache/clear', { key: ADMIN_KEY, payload: '{"pattern": ', headers: { 'content-type': 'application/json' } }), 400);
     });
 
     it('an unknown route answers 404 in the same shape', async () => {
@@ -487,7 +488,12 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       expect(await redisKeys(`telemetry:*${victim}*`)).toEqual([]);
       expect(await redis.exists(cacheKeys.latest(id('bystander')))).toBe(1);
 
-      for (const url of [`/api/devices/${victim}/latest`, `/api/devices/${victim}/stats`, `/api/devices/${victim}/aggregates/hourly?metric=a`, `/api/devices/${victim}/samples`]) {
+      for (const url of [
+        `/api/devices/${victim}/latest`,
+        `/api/devices/${victim}/stats`,
+        `/api/devices/${victim}/aggregates/hourly?metric=a`,
+        `/api/devices/${victim}/samples`,
+      ]) {
         expectError(await call('GET', url), 404);
       }
       const dashAfter = await ok('/api/dashboard/metrics');
@@ -531,12 +537,18 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       const t2 = now - 20 * MIN;
       const t1 = now - 40 * MIN;
       await ingest([{ deviceId: dev, metric: 't', ts: t2, value: 2 }]);
-      await ingest([{ deviceId: dev, metric: 't', ts: t1, value: 1 }, { deviceId: dev, metric: 'h', ts: t1, value: 50 }]);
+      await ingest([
+        { deviceId: dev, metric: 't', ts: t1, value: 1 },
+        { deviceId: dev, metric: 'h', ts: t1, value: 50 },
+      ]);
       expect(await ok(`/api/devices/${dev}/latest`)).toEqual({ deviceId: dev, ts: iso(t2), metrics: { t: 2, h: 50 } });
 
       // Both in one batch, out of order.
       const t3 = now - 10 * MIN;
-      await ingest([{ deviceId: dev, metric: 't', ts: t3, value: 3 }, { deviceId: dev, metric: 't', ts: t1 + 1, value: -1 }]);
+      await ingest([
+        { deviceId: dev, metric: 't', ts: t3, value: 3 },
+        { deviceId: dev, metric: 't', ts: t1 + 1, value: -1 },
+      ]);
       expect((await ok(`/api/devices/${dev}/latest`)).metrics.t).toBe(3);
 
       // Expired cache: the database fallback also answers the newest, whatever the insert order.
@@ -562,7 +574,7 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       expect(await redis.exists(cacheKeys.latest(dev))).toBe(1);
     });
 
-    it('after the latest entry expired, a sample of one metric does not hide the device\'s other metrics', async () => {
+    it("after the latest entry expired, a sample of one metric does not hide the device's other metrics", async () => {
       const dev = id('partial');
       await ingest([
         { deviceId: dev, metric: 't', ts: now - 5 * MIN, value: 1 },
@@ -590,7 +602,12 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       const fromDb = (await ok(`/api/devices/${dev}/latest`)).metrics;
       const stats = (await ok(`/api/devices/${dev}/stats`)).metrics;
       // Computed ['__proto__'] keys: a literal __proto__: would set the prototype instead of a property.
-      const seen = (o: Json) => ({ keys: Object.keys(o).sort(), constructor: own(o, 'constructor'), ['__proto__']: own(o, '__proto__'), toString: own(o, 'toString') });
+      const seen = (o: Json) => ({
+        keys: Object.keys(o).sort(),
+        constructor: own(o, 'constructor'),
+        ['__proto__']: own(o, '__proto__'),
+        toString: own(o, 'toString'),
+      });
       expect({ cached: seen(cached), fromDb: seen(fromDb), stats: seen(stats) }).toEqual({
         cached: { keys: ['__proto__', 'constructor', 'toString'], constructor: 1, ['__proto__']: 2, toString: 3 },
         fromDb: { keys: ['__proto__', 'constructor', 'toString'], constructor: 1, ['__proto__']: 2, toString: 3 },
@@ -608,7 +625,12 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       await ingest([{ deviceId: dev, metric: 't', ts: now - HOUR, value: 1 }]);
       const before = await counters();
       await redis.unlink(cacheKeys.latest(dev), cacheKeys.stats(dev), cacheKeys.dashboard());
-      for (const url of [`/api/devices/${dev}/latest`, `/api/devices/${dev}/stats`, `/api/devices/${dev}/aggregates/hourly?metric=t&from=${iso(base)}&to=${iso(base + 5 * HOUR)}`, '/api/dashboard/metrics']) {
+      for (const url of [
+        `/api/devices/${dev}/latest`,
+        `/api/devices/${dev}/stats`,
+        `/api/devices/${dev}/aggregates/hourly?metric=t&from=${iso(base)}&to=${iso(base + 5 * HOUR)}`,
+        '/api/dashboard/metrics',
+      ]) {
         await ok(url); // miss
         await ok(url); // hit
         await ok(url); // hit
@@ -647,7 +669,9 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       const spy = jest.spyOn(queries, 'stats');
       try {
         const replies = await Promise.all(
-          Array.from({ length: 50 }, () => fetch(`${testApp.baseUrl}/api/devices/${dev}/stats`).then(async (r) => ({ status: r.status, body: (await r.json()) as Json }))),
+          Array.from({ length: 50 }, () =>
+            fetch(`${testApp.baseUrl}/api/devices/${dev}/stats`).then(async (r) => ({ status: r.status, body: (await r.json()) as Json })),
+          ),
         );
         expect(replies.map((r) => r.status)).toEqual(Array(50).fill(200));
         for (const r of replies) expect(r.body).toEqual(replies[0].body);
@@ -665,7 +689,9 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       const spy = jest.spyOn(queries, 'latest');
       try {
         const replies = await Promise.all(
-          Array.from({ length: 50 }, () => fetch(`${testApp.baseUrl}/api/devices/${dev}/latest`).then(async (r) => ({ status: r.status, body: (await r.json()) as Json }))),
+          Array.from({ length: 50 }, () =>
+            fetch(`${testApp.baseUrl}/api/devices/${dev}/latest`).then(async (r) => ({ status: r.status, body: (await r.json()) as Json })),
+          ),
         );
         expect(replies.map((r) => r.status)).toEqual(Array(50).fill(200));
         for (const r of replies) expect(r.body).toEqual({ deviceId: dev, ts: iso(now - MIN), metrics: { t: 8 } });
@@ -679,8 +705,12 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       await ok(`/api/devices/${D1}/latest`);
       await call('GET', `/api/devices/${id('nope2')}/latest`);
       const text = await metricsText();
-      expect(metricValue(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/api/devices/:id/latest', status_code: '200' })).toBeGreaterThanOrEqual(1);
-      expect(metricValue(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/api/devices/:id/latest', status_code: '404' })).toBeGreaterThanOrEqual(1);
+      expect(
+        metricValue(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/api/devices/:id/latest', status_code: '200' }),
+      ).toBeGreaterThanOrEqual(1);
+      expect(
+        metricValue(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/api/devices/:id/latest', status_code: '404' }),
+      ).toBeGreaterThanOrEqual(1);
       const routeLabels = new Set([...text.matchAll(/^http_request_duration_seconds_count\{[^}]*route="([^"]*)"/gm)].map((m) => m[1]));
       expect(routeLabels).toContain('/api/devices/:id/stats');
       for (const route of routeLabels) expect(route).not.toContain(run);

@@ -137,7 +137,12 @@ describeWithServers(['postgres', 'redis'])('two instances sharing PostgreSQL and
     expect(del.statusCode).toBe(204);
 
     expect(await redisKeys(`telemetry:*${dev}*`)).toEqual([]);
-    for (const url of [`/api/devices/${dev}/latest`, `/api/devices/${dev}/stats`, `/api/devices/${dev}/aggregates/hourly?metric=t`, `/api/devices/${dev}/samples`]) {
+    for (const url of [
+      `/api/devices/${dev}/latest`,
+      `/api/devices/${dev}/stats`,
+      `/api/devices/${dev}/aggregates/hourly?metric=t`,
+      `/api/devices/${dev}/samples`,
+    ]) {
       const res = await get(b, url);
       expect({ url, status: res.status }).toEqual({ url, status: 404 });
     }

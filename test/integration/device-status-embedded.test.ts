@@ -127,15 +127,20 @@ describe('device status on the embedded broker and embedded PostgreSQL', () => {
     await sleep(2500);
     expect(after.frames.filter(isStatus('emb-3')).length).toBe(0);
     const history = (await current().app.inject({ method: 'GET', url: '/api/devices/emb-3/status/history' })).json().items;
-    expect(history.map((i: { status: string; reason: string }) => `${i.status}/${i.reason}`)).toEqual([
-      'offline/timeout',
-      'online/message',
-    ]);
+    expect(history.map((i: { status: string; reason: string }) => `${i.status}/${i.reason}`)).toEqual(['offline/timeout', 'online/message']);
   });
 
   it('the simulator with --will --silent: silenced devices are cut without DISCONNECT and go offline by their will, then come back', async () => {
     // The simulator's devices have no tokens: a second app without DEVICE_TOKENS.
-    const open = await startTestApp({ DATABASE_URL: undefined, DATA_DIR: join(dir, 'sim'), REDIS_URL: undefined, MQTT_URL: undefined, MQTT_PORT: '0', WS_TOKEN: undefined, DEVICE_OFFLINE_AFTER_S: '30' });
+    const open = await startTestApp({
+      DATABASE_URL: undefined,
+      DATA_DIR: join(dir, 'sim'),
+      REDIS_URL: undefined,
+      MQTT_URL: undefined,
+      MQTT_PORT: '0',
+      WS_TOKEN: undefined,
+      DEVICE_OFFLINE_AFTER_S: '30',
+    });
     try {
       const ws = await WsTestClient.connect(`${open.baseUrl.replace('http', 'ws')}/ws`);
       clients.push(ws);

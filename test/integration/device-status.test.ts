@@ -147,10 +147,14 @@ describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real
     const initial = [checksOf(appA()), checksOf(appB())];
     await publish(id);
     await onA.next(isStatus(id, 'online'), 10_000);
-    await waitFor(async () => {
-      await publish(id);
-      return checksOf(appA()) > initial[0] && checksOf(appB()) > initial[1];
-    }, 10_000, 'both instances saw the device');
+    await waitFor(
+      async () => {
+        await publish(id);
+        return checksOf(appA()) > initial[0] && checksOf(appB()) > initial[1];
+      },
+      10_000,
+      'both instances saw the device',
+    );
     await sleep(100);
     const before = checks();
     // Each instance gets every other message: a belief lasts lastSeen + 2 s - 0.5 s, so 200 ms apart keeps it.
@@ -265,7 +269,11 @@ describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real
 
     // RETENTION_DAYS pruning: only changes older than the cutoff go.
     await db.query(`INSERT INTO device_status_history (device_id, since, status, reason) VALUES ($1, now() - interval '40 days', 'online', 'message')`, [off]);
-    expect(await appA().get(DeviceStatusStore).prune(new Date(Date.now() - 30 * 86_400_000))).toBeGreaterThanOrEqual(1);
+    expect(
+      await appA()
+        .get(DeviceStatusStore)
+        .prune(new Date(Date.now() - 30 * 86_400_000)),
+    ).toBeGreaterThanOrEqual(1);
     expect(await history(off)).toEqual(items);
 
     // A deleted device that reports again is a new device, online.
@@ -330,13 +338,18 @@ describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real
     const probe = `st-${run}-probe`;
     const [probeOwner, probeOther] = await Promise.all([watch(owner, probe), watch(other, probe)]);
     let ts = Date.now();
-    const both = (t: number) => [probeOwner, probeOther].every((c) => c.frames.some((f) => f.event === 'sample' && f.data.deviceId === probe && f.data.ts === new Date(t).toISOString()));
-    await waitFor(async () => {
-      const sent = [++ts, ++ts];
-      for (const t of sent) await device.publishAsync(telemetryTopic(probe), JSON.stringify({ ts: t, metrics: { p: 1 } }), { qos: 1 });
-      await sleep(200);
-      return sent.every(both);
-    }, 30_000, 'samples crossing between the instances again');
+    const both = (t: number) =>
+      [probeOwner, probeOther].every((c) => c.frames.some((f) => f.event === 'sample' && f.data.deviceId === probe && f.data.ts === new Date(t).toISOString()));
+    await waitFor(
+      async () => {
+        const sent = [++ts, ++ts];
+        for (const t of sent) await device.publishAsync(telemetryTopic(probe), JSON.stringify({ ts: t, metrics: { p: 1 } }), { qos: 1 });
+        await sleep(200);
+        return sent.every(both);
+      },
+      30_000,
+      'samples crossing between the instances again',
+    );
     const id2 = `st-${run}-redis-back`;
     const [onOwner2, onOther2] = await Promise.all([watch(owner, id2), watch(other, id2)]);
     await publish(id2);

@@ -29,7 +29,13 @@ describeWithServers(['postgres', 'redis'])('fan-out presence on the real Redis',
   /** PUBLISH calls the server has run (pub/sub is server-wide, so this file holds the realtime lock). */
   const publishes = async () => Number(/cmdstat_publish:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
   const start = async (name: string) =>
-    startTestApp({ DATABASE_URL: db.url, REDIS_URL: `${SHARED_REDIS_URL}/${REDIS_DB}`, MQTT_URL: undefined, MQTT_PORT: String(await freePort()), INSTANCE_ID: `${name}-${run}` });
+    startTestApp({
+      DATABASE_URL: db.url,
+      REDIS_URL: `${SHARED_REDIS_URL}/${REDIS_DB}`,
+      MQTT_URL: undefined,
+      MQTT_PORT: String(await freePort()),
+      INSTANCE_ID: `${name}-${run}`,
+    });
 
   beforeAll(async () => {
     // The realtime files take turns on the shared server; fan-out channels ignore db numbers.

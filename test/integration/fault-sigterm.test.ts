@@ -104,10 +104,7 @@ describeWithServers(['postgres'])('SIGTERM during ingestion (private broker)', (
     void first.kill('SIGTERM');
     const wsCloseCode = await client.waitClosed(MAX_EXIT_MS).catch(() => undefined);
     const wsClosedAfterMs = Date.now() - sigtermAt;
-    const exit = await Promise.race([
-      first.exited,
-      new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), EXIT_WAIT_MS)),
-    ]);
+    const exit = await Promise.race([first.exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), EXIT_WAIT_MS))]);
     const exitedAfterMs = Date.now() - sigtermAt;
     if (exit === 'still running') await first.kill('SIGKILL'); // so the data can still be checked
 

@@ -107,7 +107,10 @@ describe('Grafana provisioning', () => {
     expect(compose.match(/GRAFANA_DB_PASSWORD: \$\{GRAFANA_DB_PASSWORD\}/g)).toHaveLength(2); // postgres (creates the role) and grafana
     expect(readFileSync(join(GRAFANA, '..', '.env.example'), 'utf8')).toMatch(/^GRAFANA_DB_PASSWORD=\S+$/m);
 
-    const refs = [...dashboard.panels.flatMap((p) => [p.datasource, ...(p.targets ?? []).map((t) => t.datasource)]), ...dashboard.templating.list.map((v) => v.datasource)];
+    const refs = [
+      ...dashboard.panels.flatMap((p) => [p.datasource, ...(p.targets ?? []).map((t) => t.datasource)]),
+      ...dashboard.templating.list.map((v) => v.datasource),
+    ];
     expect(refs.length).toBeGreaterThan(10);
     for (const ref of refs) expect(ref).toEqual({ type, uid });
     for (const p of dashboard.panels) expect({ title: p.title, sql: typeof p.targets?.[0]?.rawSql }).toEqual({ title: p.title, sql: 'string' });
@@ -245,7 +248,10 @@ describeWithServers(['postgres'])('Grafana Devices dashboard on the real schema'
   it('counts samples per interval and metric, from either tier', async () => {
     const countPanel = panel(/^Samples per interval/);
     expect(countPanel.targets?.[0].format).toBe('time_series');
-    for (const [range, interval, tier] of [[2 * HOUR, 5 * MINUTE, 'minute'], [7 * DAY, HOUR, 'hour']] as const) {
+    for (const [range, interval, tier] of [
+      [2 * HOUR, 5 * MINUTE, 'minute'],
+      [7 * DAY, HOUR, 'hour'],
+    ] as const) {
       const ctx = context(range, interval, ['humidity', 'temperature']); // "All"
       const rows = await run<{ time: number | string; metric: string; samples: string }>(sqlOf(countPanel), ctx);
       const expected: Array<{ time: number | string; metric: string; samples: string }> = [];
@@ -290,7 +296,10 @@ describeWithServers(['postgres'])('Grafana Devices dashboard on the real schema'
     let ran = 0;
     for (const p of dashboard.panels) {
       for (const t of p.targets ?? []) {
-        for (const [range, interval] of [[15 * MINUTE, MINUTE], [30 * DAY, 6 * HOUR]]) {
+        for (const [range, interval] of [
+          [15 * MINUTE, MINUTE],
+          [30 * DAY, 6 * HOUR],
+        ]) {
           const metric = p.repeat === 'metric' ? 'temperature' : ['humidity', 'temperature'];
           const rows = await run<Record<string, unknown>>(t.rawSql as string, context(range, interval, metric));
           if (t.format === 'time_series' && rows.length > 0) expect(Object.keys(rows[0])[0]).toBe('time');

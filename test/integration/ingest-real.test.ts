@@ -39,7 +39,9 @@ describeWithServers(['postgres', 'mosquitto'])('ingestion with real PostgreSQL a
     const id = `e2e-${run}-a`;
     await publishAll(device, [{ topic: telemetryTopic(id), payload: JSON.stringify({ ts: 1763762400000, metrics: { temperature: 21.5, humidity: 40 } }) }]);
     await waitFor(async () => (await countSamples(id)) === 2, 10000, 'two samples');
-    const rows = await db.query<{ metric: string; value: number; ts: Date }>(`SELECT metric, value, ts FROM samples WHERE device_id = $1 ORDER BY metric`, [id]);
+    const rows = await db.query<{ metric: string; value: number; ts: Date }>(`SELECT metric, value, ts FROM samples WHERE device_id = $1 ORDER BY metric`, [
+      id,
+    ]);
     expect(rows.map((r) => [r.metric, r.value, r.ts.getTime()])).toEqual([
       ['humidity', 40, 1763762400000],
       ['temperature', 21.5, 1763762400000],
@@ -127,7 +129,10 @@ describeWithServers(['postgres', 'mosquitto'])('ingestion with real PostgreSQL a
       { deviceId, metric: 't', ts, value: 2 },
     ];
     const seen = { firstSeenMs: ts, lastSeenMs: ts + 1500 };
-    const stored = await app.get(SampleWriter).write(samples, [`a-${deviceId}`, deviceId, `z-${deviceId}`].map((id) => ({ deviceId: id, ...seen })));
+    const stored = await app.get(SampleWriter).write(
+      samples,
+      [`a-${deviceId}`, deviceId, `z-${deviceId}`].map((id) => ({ deviceId: id, ...seen })),
+    );
     const rows = await db.query<{ value: number }>(`SELECT value FROM samples WHERE device_id = $1`, [deviceId]);
     expect(rows).toEqual([{ value: 1 }]);
     expect(stored.filter((s) => s.deviceId === deviceId)).toEqual([{ deviceId, metric: 't', ts, value: 1 }]);

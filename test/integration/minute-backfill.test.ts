@@ -101,7 +101,10 @@ async function checkUpgraded(db: DatabaseService, seeded: number, now: number): 
     { deviceId: 'dev-1', metric: 'hum', ts: now - 40 * DAY + 30, value: -99 },
     { deviceId: 'dev-9', metric: 'temp', ts: now, value: 1 },
   ];
-  await writer.write(batch, batch.map((s) => ({ deviceId: s.deviceId, firstSeenMs: now, lastSeenMs: now })));
+  await writer.write(
+    batch,
+    batch.map((s) => ({ deviceId: s.deviceId, firstSeenMs: now, lastSeenMs: now })),
+  );
   expect(await drift(db)).toEqual([]);
 }
 

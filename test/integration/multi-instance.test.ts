@@ -108,7 +108,9 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
     const scene = stage as FaultScenario;
     const started = Date.now();
     // Paced so the watcher (in this process, next to the publisher) keeps up with its socket.
-    await (await scene.publish(load, { window: 500, ratePerSec: 4000 }, { clientId: `mi-publisher-${run}` })).done;
+    await (
+      await scene.publish(load, { window: 500, ratePerSec: 4000 }, { clientId: `mi-publisher-${run}` })
+    ).done;
     const publishedMs = Date.now() - started;
 
     await scene.waitForCommitted(load.expectedSamples, 30_000);
@@ -118,7 +120,8 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
     // Every instance took part; together they received every message (more only through redelivery).
     const texts = await Promise.all(apps.map((app) => app.metrics()));
     const perInstance = texts.map(received);
-    for (const [i, n] of perInstance.entries()) expect({ instance: INSTANCE_IDS[i], receivedSome: n > 0 }).toEqual({ instance: INSTANCE_IDS[i], receivedSome: true });
+    for (const [i, n] of perInstance.entries())
+      expect({ instance: INSTANCE_IDS[i], receivedSome: n > 0 }).toEqual({ instance: INSTANCE_IDS[i], receivedSome: true });
     expect(perInstance.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(MESSAGES);
     // Shared, not merely overlapping: with a plain subscription each instance would get every
     // message (3 × MESSAGES in total) and the idempotent write would still store each once.
@@ -137,7 +140,9 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
     // Diagnostics for a shortfall: batches an instance could not publish on Redis, and Redis-down episodes it logged.
     const unpublished = (await Promise.all(apps.map((app) => app.metrics()))).map((t) => metricValue(t, 'telemetry_fanout_unpublished_total'));
     const redisDown = apps.map((app) => app.stdout.filter((line) => line.includes('Redis down')).length);
-    console.log(`[multi-instance] fan-out: unpublished batches per instance ${unpublished.join('/')}; 'Redis down' log lines per instance ${redisDown.join('/')}`);
+    console.log(
+      `[multi-instance] fan-out: unpublished batches per instance ${unpublished.join('/')}; 'Redis down' log lines per instance ${redisDown.join('/')}`,
+    );
     if (redisDown.some((n) => n > 0)) console.log(apps.flatMap((app) => app.stdout.filter((l) => /Redis (down|up)|fan-out/.test(l))).join('\n'));
     // Redis stayed up throughout, so no batch may go unpublished (that is a sample some other instance's clients never see).
     expect({ distinct: distinct.size, missing: missing.slice(0, 5), dropped, unpublished }).toEqual({
@@ -188,7 +193,10 @@ describeWithServers(['postgres', 'redis'])('three built instances on one broker,
       onFirst.send('unsubscribe', { deviceId: `mi-rl-1-${i}` });
       onSecond.send('unsubscribe', { deviceId: `mi-rl-2-${i}` });
     }
-    for (const [name, client] of [['1', onFirst], ['2', onSecond]] as const) {
+    for (const [name, client] of [
+      ['1', onFirst],
+      ['2', onSecond],
+    ] as const) {
       for (let i = 0; i < 50; i++) expect((await client.next(() => true, 5000, `instance ${name} answer #${i + 1}`)).event).toBe('unsubscribed');
     }
 

@@ -64,7 +64,8 @@ async function minuteTierDrift(db: TestDatabase): Promise<unknown[]> {
     UNION ALL
     (SELECT 'extra', * FROM minute_aggregates EXCEPT SELECT 'extra', * FROM want)`);
 }
-const seen = (samples: Sample[]) => [...new Set(samples.map((s) => s.deviceId))].map((deviceId) => ({ deviceId, firstSeenMs: Date.now(), lastSeenMs: Date.now() }));
+const seen = (samples: Sample[]) =>
+  [...new Set(samples.map((s) => s.deviceId))].map((deviceId) => ({ deviceId, firstSeenMs: Date.now(), lastSeenMs: Date.now() }));
 
 describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)', () => {
   const logs: Array<Record<string, unknown>> = [];
@@ -313,7 +314,9 @@ describeWithServers(['postgres'])('daily partitions of samples (real PostgreSQL)
       const db = await startService(testDb.url);
       try {
         await testDb.query(`ALTER TABLE samples DETACH PARTITION ${CATCHALL_NAME}`);
-        await testDb.query(`ALTER TABLE samples ATTACH PARTITION ${CATCHALL_NAME} FOR VALUES FROM (MINVALUE) TO ('${new Date(today - 6 * DAY_MS).toISOString()}')`);
+        await testDb.query(
+          `ALTER TABLE samples ATTACH PARTITION ${CATCHALL_NAME} FOR VALUES FROM (MINVALUE) TO ('${new Date(today - 6 * DAY_MS).toISOString()}')`,
+        );
         const writer = new SampleWriter(db, new PartitionMaintainer(db, undefined));
         const batch = [sample('dev-s', 'temp', now - 5 * DAY_MS), sample('dev-s', 'temp', now)];
         await writer.write(batch, seen(batch));

@@ -57,7 +57,9 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
   /** Every partition of samples, with its bounds (null = MINVALUE). */
   let partitions: Partition[] = [];
   const isSamples = (relation: string | undefined) => relation === 'samples' || partitions.some((p) => p.name === relation);
-  const samplesPartitionsIn = (nodes: PlanNode[]) => [...new Set(nodes.map((n) => n['Relation Name']).filter((r) => r !== undefined && r !== 'samples' && isSamples(r)))];
+  const samplesPartitionsIn = (nodes: PlanNode[]) => [
+    ...new Set(nodes.map((n) => n['Relation Name']).filter((r) => r !== undefined && r !== 'samples' && isSamples(r))),
+  ];
 
   beforeAll(async () => {
     db = await createTestDatabase('query_plans');
@@ -65,7 +67,9 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
     testApp = await startTestApp({ DATABASE_URL: db.url, MQTT_URL: undefined, MQTT_PORT: String(await freePort()) });
     // The catch-all is still empty: move its bound back three days and let the maintainer add those days.
     await db.query(`ALTER TABLE samples DETACH PARTITION ${CATCHALL_NAME}`);
-    await db.query(`ALTER TABLE samples ATTACH PARTITION ${CATCHALL_NAME} FOR VALUES FROM (MINVALUE) TO ('${new Date(floorDay(Date.now()) - 3 * DAY_MS).toISOString()}')`);
+    await db.query(
+      `ALTER TABLE samples ATTACH PARTITION ${CATCHALL_NAME} FOR VALUES FROM (MINVALUE) TO ('${new Date(floorDay(Date.now()) - 3 * DAY_MS).toISOString()}')`,
+    );
     await testApp.get(PartitionMaintainer).run();
     partitions = await db.query<Partition>(`
       SELECT c.relname AS name,
@@ -94,7 +98,7 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
     await db.query(`SET jit = off`);
     const [{ n }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM samples`);
     expect(n).toBe(DEVICES * METRICS * POINTS);
-     
+
     console.log(`query-plans: filled ${n} samples, rollups and devices in ${Date.now() - started} ms`);
 
     // Capture the SQL the API runs, by running it.
@@ -131,7 +135,6 @@ describeWithServers(['postgres'])('query plans on 1,000,000 samples', () => {
     await testApp?.close();
     await db?.drop();
     if (summaries.length > 0) {
-       
       console.log(`query-plans (EXPLAIN ANALYZE on ${DEVICES * METRICS * POINTS} samples):\n${summaries.join('\n')}`);
     }
   });

@@ -113,7 +113,12 @@ describeWithServers(['postgres', 'redis'])('realtime across instances', () => {
         const onA = await connect(a);
         const onB = await connect(b);
         const starOnB = await connect(b);
-        for (const [client, id] of [[onA, fromA], [onA, fromB], [onB, fromA], [onB, fromB]] as const) {
+        for (const [client, id] of [
+          [onA, fromA],
+          [onA, fromB],
+          [onB, fromA],
+          [onB, fromB],
+        ] as const) {
           expect((await client.request('subscribe', { deviceId: id })).event).toBe('subscribed');
         }
         await starOnB.request('subscribe', { deviceId: '*' });
@@ -122,10 +127,18 @@ describeWithServers(['postgres', 'redis'])('realtime across instances', () => {
         const tB = await publish(b, fromB, { temperature: 2.5 });
         const started = now();
         for (const client of [onA, onB, starOnB]) {
-          expect((await client.next(isSample(fromA, tA), 5000, 'the sample ingested by A')).data).toEqual({ deviceId: fromA, ts: iso(tA), metrics: { temperature: 1.5 } });
+          expect((await client.next(isSample(fromA, tA), 5000, 'the sample ingested by A')).data).toEqual({
+            deviceId: fromA,
+            ts: iso(tA),
+            metrics: { temperature: 1.5 },
+          });
         }
         for (const client of [onA, onB, starOnB]) {
-          expect((await client.next(isSample(fromB, tB), 5000, 'the sample ingested by B')).data).toEqual({ deviceId: fromB, ts: iso(tB), metrics: { temperature: 2.5 } });
+          expect((await client.next(isSample(fromB, tB), 5000, 'the sample ingested by B')).data).toEqual({
+            deviceId: fromB,
+            ts: iso(tB),
+            metrics: { temperature: 2.5 },
+          });
         }
         const crossMs = now() - started;
 

@@ -187,7 +187,14 @@ describeWithServers(['postgres', 'redis'])('WebSocket /ws', () => {
     // An array payload: one sample event per point, booleans as 1/0.
     const t1 = nextTs();
     const t2 = nextTs();
-    await device.publishAsync(telemetryTopic(id), JSON.stringify([{ ts: t1, metrics: { a: 1 } }, { ts: t2, metrics: { a: 2, b: true } }]), { qos: 1 });
+    await device.publishAsync(
+      telemetryTopic(id),
+      JSON.stringify([
+        { ts: t1, metrics: { a: 1 } },
+        { ts: t2, metrics: { a: 2, b: true } },
+      ]),
+      { qos: 1 },
+    );
     expect((await c.next(isSample(id, t1))).data).toEqual({ deviceId: id, ts: iso(t1), metrics: { a: 1 } });
     expect((await c.next(isSample(id, t2))).data).toEqual({ deviceId: id, ts: iso(t2), metrics: { a: 2, b: 1 } });
     // QoS 0 is delivered as well.
@@ -305,7 +312,16 @@ describeWithServers(['postgres', 'redis'])('WebSocket /ws', () => {
     const answers: Frame[] = [];
     for (let i = 0; i < requests.length; i++) answers.push(await c.next((f) => f.event !== 'sample', 10000, `answer #${i + 1}`));
     expect(answers.map((a) => a.event)).toEqual([
-      'dashboard', 'subscribed', 'error', 'latest', 'unsubscribed', 'latest', 'error', 'subscribed', 'dashboard', 'unsubscribed',
+      'dashboard',
+      'subscribed',
+      'error',
+      'latest',
+      'unsubscribed',
+      'latest',
+      'error',
+      'subscribed',
+      'dashboard',
+      'unsubscribed',
     ]);
     expect(answers[1].data.deviceId).toBe(id);
     expect(answers[3].data.deviceId).toBe(id);
@@ -515,7 +531,10 @@ describeWithServers(['postgres', 'redis'])('WebSocket /ws', () => {
     const sendSeconds = (now() - start) / 1000;
     const mine = (f: Frame) => f.event === 'sample' && String(f.data?.deviceId).startsWith(prefix);
     await waitFor(() => c.frames.filter(mine).length >= COUNT, 30000, `${COUNT} samples on the WebSocket`);
-    const latencies = c.frames.filter(mine).map((f) => f.receivedAt - f.data.metrics.sentAt).sort((a, b) => a - b);
+    const latencies = c.frames
+      .filter(mine)
+      .map((f) => f.receivedAt - f.data.metrics.sentAt)
+      .sort((a, b) => a - b);
     expect(latencies).toHaveLength(COUNT);
     const h1 = await histogram();
     const meanLagMs = ((h1.lagSum - h0.lagSum) / Math.max(1, h1.lagCount - h0.lagCount)) * 1000;
@@ -552,7 +571,13 @@ describeWithServers(['postgres', 'redis'])('WebSocket /ws', () => {
     });
 
     it('refuses the handshake without a token or with a wrong one (HTTP 401), accepts ?token=', async () => {
-      for (const url of [securedUrl, `${securedUrl}?token=`, `${securedUrl}?token=wrong`, `${securedUrl}?token=${TOKEN}x`, `${securedUrl}?token=${TOKEN.slice(0, -1)}`]) {
+      for (const url of [
+        securedUrl,
+        `${securedUrl}?token=`,
+        `${securedUrl}?token=wrong`,
+        `${securedUrl}?token=${TOKEN}x`,
+        `${securedUrl}?token=${TOKEN.slice(0, -1)}`,
+      ]) {
         const error = await WsTestClient.connect(url).then(
           (c) => {
             clients.push(c);

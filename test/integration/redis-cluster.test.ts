@@ -158,7 +158,10 @@ describeWithServers(['postgres'])('Redis Cluster: cache, fan-out and rate limit 
     // (committed first, as ingestion does, so cache and database agree).
     const samples = deviceIds.map((deviceId, i) => ({ deviceId, metric: 'temperature', ts: baseTs + 60_000, value: 100 + i }));
     const seen = Date.now();
-    await a.app.get(SampleWriter).write(samples, deviceIds.map((deviceId) => ({ deviceId, firstSeenMs: seen, lastSeenMs: seen })));
+    await a.app.get(SampleWriter).write(
+      samples,
+      deviceIds.map((deviceId) => ({ deviceId, firstSeenMs: seen, lastSeenMs: seen })),
+    );
     await a.app.get(CacheService).recordLatest(samples);
     for (const [i, id] of deviceIds.entries()) expect((await redis.hget(cacheKeys.latest(id), 'temperature')) ?? '').toBe(`${baseTs + 60_000}|${100 + i}`);
     expect(a.app.get(CacheService).backend).toBe('redis');
@@ -229,15 +232,13 @@ describeWithServers(['postgres'])('Redis Cluster: cache, fan-out and rate limit 
     expect((await get(b, '/api/cache/stats')).body.keys).toBe(total);
   });
 
-  it('DELETE on A: B answers 404 and none of the device\'s keys is left on the cluster', async () => {
+  it("DELETE on A: B answers 404 and none of the device's keys is left on the cluster", async () => {
     const id = deviceIds[1];
     expect((await get(b, `/api/devices/${id}/latest`)).status).toBe(200);
     expect((await get(b, `/api/devices/${id}/stats`)).status).toBe(200);
     expect((await get(b, `/api/devices/${id}/aggregates/hourly?metric=temperature&from=${iso(from)}&to=${iso(to)}`)).status).toBe(200);
     const keysBefore = await allKeys(`telemetry:*{${id}}*`);
-    expect(keysBefore).toEqual(
-      [cacheKeys.latest(id), cacheKeys.stats(id), cacheKeys.hourly(id, 'temperature', from, to)].sort(),
-    );
+    expect(keysBefore).toEqual([cacheKeys.latest(id), cacheKeys.stats(id), cacheKeys.hourly(id, 'temperature', from, to)].sort());
 
     const del = await a.app.app.inject({ method: 'DELETE', url: `/api/devices/${id}`, headers: { 'x-api-key': ADMIN_KEY } });
     expect(del.statusCode).toBe(204);
@@ -269,7 +270,7 @@ describeWithServers(['postgres'])('Redis Cluster: cache, fan-out and rate limit 
     expect(await redis.exists(cacheKeys.stats(deviceIds[2]))).toBe(1);
   });
 
-  it('a sample ingested by A reaches a WebSocket client on B through the cluster\'s pub/sub (and B → A)', async () => {
+  it("a sample ingested by A reaches a WebSocket client on B through the cluster's pub/sub (and B → A)", async () => {
     const fromA = `rc-ws-a-${run}`;
     const fromB = `rc-ws-b-${run}`;
     const onB = await connect(b);

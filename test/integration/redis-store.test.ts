@@ -31,13 +31,25 @@ describeWithServers(['redis'])('RedisStore latest merges on the real Redis', () 
   it('merges many keys in one batch: newer points replace, older and equal ones do not, each key gets the TTL', async () => {
     const keys = Array.from({ length: 2500 }, (_, i) => `${prefix}latest:{dev-${i}}`);
     await store.mergeLatest(
-      keys.map((key, i) => ({ key, points: [['t', 1000, i], ['h', 1000, -i]] })),
+      keys.map((key, i) => ({
+        key,
+        points: [
+          ['t', 1000, i],
+          ['h', 1000, -i],
+        ],
+      })),
       60,
       false,
     );
     // Second batch: even devices send a newer t, odd devices an older one; h repeats its ts.
     await store.mergeLatest(
-      keys.map((key, i) => ({ key, points: [['t', i % 2 === 0 ? 2000 : 500, i + 0.5], ['h', 1000, 42]] })),
+      keys.map((key, i) => ({
+        key,
+        points: [
+          ['t', i % 2 === 0 ? 2000 : 500, i + 0.5],
+          ['h', 1000, 42],
+        ],
+      })),
       60,
       false,
     );
@@ -56,7 +68,13 @@ describeWithServers(['redis'])('RedisStore latest merges on the real Redis', () 
     await store.mergeLatest(
       [
         { key: keys[0], points: [['t', 5, 1.5]] },
-        { key: keys[1], points: [['t', 6, 2.5], ['h', 7, 3]] },
+        {
+          key: keys[1],
+          points: [
+            ['t', 6, 2.5],
+            ['h', 7, 3],
+          ],
+        },
       ],
       60,
       true,
@@ -75,19 +93,55 @@ describeWithServers(['redis'])('RedisStore latest merges on the real Redis', () 
     }
     expect(await redis.hgetall(key)).toEqual({ a: '50|5', b: '50|-5', '~ts': '50' });
     // A late point for a metric the hash has never had is taken; a late one for a known metric is not.
-    await store.mergeLatest([{ key, points: [['c', 15, 7], ['a', 20, 99]] }], 60, false);
+    await store.mergeLatest(
+      [
+        {
+          key,
+          points: [
+            ['c', 15, 7],
+            ['a', 20, 99],
+          ],
+        },
+      ],
+      60,
+      false,
+    );
     expect(await redis.hgetall(key)).toEqual({ a: '50|5', b: '50|-5', c: '15|7', '~ts': '50' });
   });
 
   it('a hash without "~ts" (written before it existed) is merged field by field, never losing a newer value', async () => {
     const key = `${prefix}latest:{old-format}`;
     await redis.hset(key, 't', '500|1', 'h', '100|2');
-    await store.mergeLatest([{ key, points: [['t', 300, 9], ['h', 200, 8]] }], 60, false);
+    await store.mergeLatest(
+      [
+        {
+          key,
+          points: [
+            ['t', 300, 9],
+            ['h', 200, 8],
+          ],
+        },
+      ],
+      60,
+      false,
+    );
     // "~ts" starts at the newest field already there, not at the newest point merged.
     expect(await redis.hgetall(key)).toEqual({ t: '500|1', h: '200|8', '~ts': '500' });
     expect(await store.getLatest(key)).toBeNull();
     // So a later batch that is newer than what it merged but older than t is still compared per field.
-    await store.mergeLatest([{ key, points: [['t', 400, 5], ['h', 400, 6]] }], 60, false);
+    await store.mergeLatest(
+      [
+        {
+          key,
+          points: [
+            ['t', 400, 5],
+            ['h', 400, 6],
+          ],
+        },
+      ],
+      60,
+      false,
+    );
     expect(await redis.hgetall(key)).toEqual({ t: '500|1', h: '400|6', '~ts': '500' });
     await store.mergeLatest([{ key, points: [['t', 600, 3]] }], 60, true);
     expect(await store.getLatest(key)).toEqual({ t: { ts: 600, value: 3 }, h: { ts: 400, value: 6 } });

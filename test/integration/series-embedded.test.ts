@@ -13,7 +13,15 @@ describe('time series (embedded PGlite)', () => {
   defineSeriesSuite(
     async () => {
       dir = await mkdtemp(join(tmpdir(), 'th-series-embedded-'));
-      const app = await startTestApp({ DATA_DIR: dir, DATABASE_URL: undefined, MQTT_URL: undefined, MQTT_PORT: '0', REDIS_URL: undefined, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: 'warn' });
+      const app = await startTestApp({
+        DATA_DIR: dir,
+        DATABASE_URL: undefined,
+        MQTT_URL: undefined,
+        MQTT_PORT: '0',
+        REDIS_URL: undefined,
+        ADMIN_API_KEY: ADMIN_KEY,
+        LOG_LEVEL: 'warn',
+      });
       const db = app.get(DatabaseService);
       backend = { app, query: (sql, params) => db.query(sql, params) };
       return backend;

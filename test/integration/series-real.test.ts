@@ -10,7 +10,14 @@ describeWithServers(['postgres'])('time series (real PostgreSQL)', () => {
   defineSeriesSuite(
     async () => {
       testDb = await createTestDatabase('series');
-      const app = await startTestApp({ DATABASE_URL: testDb.url, MQTT_URL: undefined, MQTT_PORT: '0', REDIS_URL: undefined, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: 'warn' });
+      const app = await startTestApp({
+        DATABASE_URL: testDb.url,
+        MQTT_URL: undefined,
+        MQTT_PORT: '0',
+        REDIS_URL: undefined,
+        ADMIN_API_KEY: ADMIN_KEY,
+        LOG_LEVEL: 'warn',
+      });
       backend = { app, query: testDb.query };
       return backend;
     },

@@ -25,7 +25,7 @@ export default async function globalSetup(): Promise<void> {
   const missing: SharedServer[] = [];
   for (const name of SHARED_SERVERS) {
     const { host, port } = sharedServerAddress(name);
-    (await listening(host, port) ? available : missing).push(name);
+    ((await listening(host, port)) ? available : missing).push(name);
   }
   if (missing.length > 0 && process.env.CI === 'true') {
     throw new Error(`CI=true but these servers are not listening: ${missing.map((name) => `${name} (${hostPort(name)})`).join(', ')}`);

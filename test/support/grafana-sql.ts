@@ -112,7 +112,11 @@ export function expandMacros(sql: string, ctx: GrafanaQueryContext): string {
   return global.replace(/\$([_a-zA-Z0-9]+)\(([^)]*)\)/g, (whole, name: string, argText: string, offset: number) => {
     // Grafana's compatibility rule: `$__timeGroup(…),` (a comma right after) means the aliased form.
     const macro = name === '__timeGroup' && global[offset + whole.length] === ',' ? '__timeGroupAlias' : name;
-    return evaluateMacro(macro, argText.split(',').map((a) => a.trim()), ctx);
+    return evaluateMacro(
+      macro,
+      argText.split(',').map((a) => a.trim()),
+      ctx,
+    );
   });
 }
 

@@ -134,19 +134,15 @@ export async function sampleCount(db: Queryable): Promise<number> {
 
 /** Messages (device, ts) stored with fewer or more than their 4 points: must be 0 (one message commits whole). */
 export async function partialMessages(db: Queryable): Promise<number> {
-  const [row] = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM (SELECT device_id, ts FROM samples GROUP BY 1, 2 HAVING count(*) <> $1) p`,
-    [METRICS.length],
-  );
+  const [row] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT device_id, ts FROM samples GROUP BY 1, 2 HAVING count(*) <> $1) p`, [
+    METRICS.length,
+  ]);
   return row.n;
 }
 
 /** For each message of the load (by index): are all its points stored? */
 export async function storedMessages(db: Queryable, load: Load): Promise<boolean[]> {
-  const rows = await db.query<{ device_id: string; ts: Date }>(
-    `SELECT device_id, ts FROM samples GROUP BY 1, 2 HAVING count(*) = $1`,
-    [METRICS.length],
-  );
+  const rows = await db.query<{ device_id: string; ts: Date }>(`SELECT device_id, ts FROM samples GROUP BY 1, 2 HAVING count(*) = $1`, [METRICS.length]);
   const have = new Set(rows.map((r) => `${r.device_id}|${r.ts.getTime()}`));
   return load.points.map((p) => have.has(`${p.deviceId}|${p.ts}`));
 }

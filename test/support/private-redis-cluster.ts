@@ -34,7 +34,6 @@ interface Node {
   process: ChildProcess | undefined;
 }
 
-
 /** Runs redis-cli; resolves with its stdout, rejects with its output. */
 export function redisCli(args: string[], timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -180,16 +179,26 @@ export class PrivateRedisCluster {
     const child = spawn(
       'redis-server',
       [
-        '--port', String(node.port),
-        '--bind', HOST,
-        '--cluster-enabled', 'yes',
-        '--cluster-port', String(node.busPort),
-        '--cluster-config-file', join(this.dir, `nodes-${node.port}.conf`),
-        '--cluster-node-timeout', String(this.nodeTimeoutMs),
-        '--save', '',
-        '--appendonly', 'no',
-        '--dir', this.dir,
-        '--logfile', join(this.dir, `redis-${node.port}.log`),
+        '--port',
+        String(node.port),
+        '--bind',
+        HOST,
+        '--cluster-enabled',
+        'yes',
+        '--cluster-port',
+        String(node.busPort),
+        '--cluster-config-file',
+        join(this.dir, `nodes-${node.port}.conf`),
+        '--cluster-node-timeout',
+        String(this.nodeTimeoutMs),
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        this.dir,
+        '--logfile',
+        join(this.dir, `redis-${node.port}.log`),
       ],
       { stdio: 'ignore' },
     );

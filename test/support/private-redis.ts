@@ -27,7 +27,6 @@ function answersPing(port: number): Promise<boolean> {
   });
 }
 
-
 export class PrivateRedis {
   private process: ChildProcess | undefined;
   private paused = false;

@@ -15,10 +15,6 @@ export function telemetryTopic(deviceId: string): string {
   return `devices/${deviceId}/telemetry`;
 }
 
-export async function publishAll(
-  client: MqttClient,
-  messages: Array<{ topic: string; payload: string | Buffer }>,
-  qos: 0 | 1 = 1,
-): Promise<void> {
+export async function publishAll(client: MqttClient, messages: Array<{ topic: string; payload: string | Buffer }>, qos: 0 | 1 = 1): Promise<void> {
   await Promise.all(messages.map((m) => client.publishAsync(m.topic, m.payload, { qos })));
 }

@@ -36,9 +36,7 @@ export function intervalMs(interval: string): number {
 
 /** The zone's offset from UTC at instant t, in ms (Asia/Kolkata: +5 h 30). */
 export function zoneOffsetMs(timeZone: string, t: number): number {
-  const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' })
-    .formatToParts(t)
-    .find((p) => p.type === 'timeZoneName')?.value;
+  const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(t).find((p) => p.type === 'timeZoneName')?.value;
   const match = /GMT([+-])(\d\d):(\d\d)/.exec(name ?? '');
   if (!match) return 0; // "GMT": UTC itself
   return (match[1] === '-' ? -1 : 1) * (Number(match[2]) * 60 + Number(match[3])) * 60_000;
@@ -50,11 +48,7 @@ export function bucketStart(t: number, stepMs: number, timeZone: string): number
   return Math.floor((t + offset) / stepMs) * stepMs - offset;
 }
 
-export function seriesAnswer(
-  deviceId: string,
-  samples: RawSample[],
-  query: { from: string; to: string; interval: string; tz: string },
-): SeriesAnswer {
+export function seriesAnswer(deviceId: string, samples: RawSample[], query: { from: string; to: string; interval: string; tz: string }): SeriesAnswer {
   const step = intervalMs(query.interval);
   const from = Date.parse(query.from);
   const to = Date.parse(query.to);

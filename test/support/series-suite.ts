@@ -213,7 +213,11 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
       if (frame.offsetS !== undefined) runs.push(['raw', frame.offsetS], ['minute', frame.offsetS]);
       for (const [tier, offsetS] of runs) {
         const aggs = tier === 'hour' ? [...countOnly] : [...countOnly, 'first' as const, 'last' as const];
-        const rows = await queries.buckets({ devices: ['dev-s'], metrics: undefined, from: new Date(from), to: new Date(to), interval: parsed, tz, aggs }, tier, offsetS);
+        const rows = await queries.buckets(
+          { devices: ['dev-s'], metrics: undefined, from: new Date(from), to: new Date(to), interval: parsed, tz, aggs },
+          tier,
+          offsetS,
+        );
         const got: Record<string, Columns> = {};
         for (const r of rows) {
           const c = (got[r.metric] ??= { t: [], count: [], sum: [], min: [], max: [], first: [], last: [] });
@@ -254,7 +258,13 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
       const qs = new URLSearchParams({ metric: 'temp', devices: 'dev-t,dev-s', interval: '1h', tz: 'Europe/Paris', from, to, agg: 'count,sum,min,max,avg' });
       const { status, body } = await get(`/api/series?${qs}`);
       expect(status).toBe(200);
-      expect(body).toMatchObject({ devices: ['dev-s', 'dev-t'], interval: '1h', tz: 'Europe/Paris', from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+      expect(body).toMatchObject({
+        devices: ['dev-s', 'dev-t'],
+        interval: '1h',
+        tz: 'Europe/Paris',
+        from: new Date(from).toISOString(),
+        to: new Date(to).toISOString(),
+      });
       expect(Object.keys(body.series as object)).toEqual(['temp']);
       const ref = (await reference(['dev-s', 'dev-t'], '1h', 'Europe/Paris', from, to)).filter((r) => r.metric === 'temp');
       expectSame(body.series as Record<string, Columns>, ref, ['count', 'sum', 'min', 'max', 'avg']);
@@ -264,7 +274,11 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
       expect(all.status).toBe(200);
       const everyDevice = (await backend.query<{ id: string }>(`SELECT id FROM devices ORDER BY id`)).map((r) => r.id);
       expect(all.body.devices).toEqual(everyDevice);
-      expectSame(all.body.series as Record<string, Columns>, (await reference(everyDevice, '1h', 'Europe/Paris', from, to)).filter((r) => r.metric === 'temp'), ['count', 'sum']);
+      expectSame(
+        all.body.series as Record<string, Columns>,
+        (await reference(everyDevice, '1h', 'Europe/Paris', from, to)).filter((r) => r.metric === 'temp'),
+        ['count', 'sum'],
+      );
     });
   });
 
@@ -276,8 +290,14 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
     };
     /** Weekday, day of month and wall-clock time of an instant in a zone. */
     const local = (iso: string, tz: string) => {
-      const parts = new Intl.DateTimeFormat('en-GB', { timeZone: tz, weekday: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
-        .formatToParts(new Date(iso));
+      const parts = new Intl.DateTimeFormat('en-GB', {
+        timeZone: tz,
+        weekday: 'short',
+        day: 'numeric',
+        hour: '2-digit',
+        minute: '2-digit',
+        hourCycle: 'h23',
+      }).formatToParts(new Date(iso));
       const part = (type: string) => parts.find((p) => p.type === type)?.value;
       return { weekday: part('weekday'), day: Number(part('day')), time: `${part('hour')}:${part('minute')}` };
     };
@@ -355,12 +375,19 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
 
     it('refuses more than 10000 buckets, empty ones included, naming the limit; exactly 10000 is answered', async () => {
       const from = Date.UTC(2026, 5, 1);
-      const ok = await get(`/api/devices/dev-s/series?interval=1m&from=${new Date(from).toISOString()}&to=${new Date(from + 10_000 * MIN).toISOString()}&fill=null&metric=temp`);
+      const ok = await get(
+        `/api/devices/dev-s/series?interval=1m&from=${new Date(from).toISOString()}&to=${new Date(from + 10_000 * MIN).toISOString()}&fill=null&metric=temp`,
+      );
       expect(ok.status).toBe(200);
       expect((ok.body.series as Record<string, Columns>).temp.t).toHaveLength(10_000);
       for (const tz of ['UTC', 'Asia/Kolkata']) {
-        const tooMany = await get(`/api/devices/dev-s/series?interval=1m&tz=${tz}&from=${new Date(from).toISOString()}&to=${new Date(from + 10_001 * MIN).toISOString()}`);
-        expect(tooMany).toEqual({ status: 400, body: { statusCode: 400, message: 'more than 10000 buckets of 1m between from and to; narrow the range or widen the interval' } });
+        const tooMany = await get(
+          `/api/devices/dev-s/series?interval=1m&tz=${tz}&from=${new Date(from).toISOString()}&to=${new Date(from + 10_001 * MIN).toISOString()}`,
+        );
+        expect(tooMany).toEqual({
+          status: 400,
+          body: { statusCode: 400, message: 'more than 10000 buckets of 1m between from and to; narrow the range or widen the interval' },
+        });
       }
       const years = await get(`/api/devices/dev-s/series?interval=1h&from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z`);
       expect(years.status).toBe(400);
@@ -394,7 +421,9 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
       expect(closed.status).toBe(200);
       expect(await cache.countKeys(pattern)).toBe(1);
       // The key is the device's, in its hash tag; the same request is answered from it.
-      expect(await cache.get(cacheKeys.series('dev-c', `1h:UTC:count,min,max,avg:none:*:${Date.parse(from)}:${Date.parse(to)}`))).toBe(JSON.stringify(closed.body));
+      expect(await cache.get(cacheKeys.series('dev-c', `1h:UTC:count,min,max,avg:none:*:${Date.parse(from)}:${Date.parse(to)}`))).toBe(
+        JSON.stringify(closed.body),
+      );
       expect(await get(`/api/devices/dev-c/series?interval=1h&from=${from}&to=${to}`)).toEqual(closed);
 
       const deleted = await fetch(`${backend.app.baseUrl}/api/devices/dev-c`, { method: 'DELETE', headers: { 'x-api-key': ADMIN_KEY } });

@@ -2,9 +2,7 @@
 // after Jest's own summary, a form CI tooling reads in any language.
 class SummaryReporter {
   onRunComplete(_contexts, results) {
-    process.stdout.write(
-      `tests: ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${results.numPendingTests} skipped\n`,
-    );
+    process.stdout.write(`tests: ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${results.numPendingTests} skipped\n`);
   }
 }
 module.exports = SummaryReporter;
