@@ -4,10 +4,8 @@
 // readable summary on stderr.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import { createServer as createHttpServer } from 'node:http';
 import autocannon from 'autocannon';
 import mqtt from 'mqtt';
@@ -15,10 +13,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import WebSocket from 'ws';
+import { ROOT, freePort, log, startMosquitto, stopProcess, waitUntil } from './bench-support';
 import type { PublisherJob } from './publisher-job';
 import { SWEEP_SQL } from '../src/status/device-status.store';
 
-const ROOT = join(__dirname, '..', '..');
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -46,56 +44,6 @@ const rounds = Number(args.rounds ?? (args.quick ? 1 : 3));
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
 const ALARM_RULES = 1000;
 const ALARM_LATENCY_S = 15;
-
-function log(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const accepting = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
-
-async function startMosquitto(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'th-bench-mosquitto-'));
-  const port = await freePort();
-  const base = await readFile(join(ROOT, 'mosquitto', 'mosquitto.conf'), 'utf8');
-  const config = base
-    .replace(/^listener .*$/m, `listener ${port} 127.0.0.1`)
-    .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`)
-    .concat(process.getuid?.() === 0 ? '\nuser root\n' : '\n');
-  await writeFile(join(dir, 'mosquitto.conf'), config);
-  const child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
-  await waitUntil(() => accepting(port), 10_000, 'mosquitto');
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    stop: async () => {
-      child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 function procCpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -156,19 +104,10 @@ function startApp(env: Record<string, string>, port: number): Promise<ChildProce
   return waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.ok === true, 30_000, 'app health').then(() => app);
 }
 
-async function stopProcess(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-  });
-}
-
 const round = (n: number, digits = 0) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 async function ingestPhase(dbUrl: string, db: Client): Promise<Record<string, number>> {
-  const mosquitto = await startMosquitto();
+  const mosquitto = await startMosquitto('bench');
   const port = await freePort();
   let app: ChildProcess | undefined;
   try {
@@ -228,7 +167,7 @@ async function ingestPhase(dbUrl: string, db: Client): Promise<Record<string, nu
  */
 async function alarmsPhase(dbUrl: string, db: Client): Promise<Record<string, number>> {
   const ruleCount = Math.min(ALARM_RULES, deviceCount);
-  const mosquitto = await startMosquitto();
+  const mosquitto = await startMosquitto('bench');
   const port = await freePort();
   const arrivals = new Map<string, number>();
   const probeLatencies: number[] = [];
@@ -369,7 +308,7 @@ async function alarmsPhase(dbUrl: string, db: Client): Promise<Record<string, nu
 }
 
 async function barePhase(dbUrl: string, db: Client): Promise<Record<string, number>> {
-  const mosquitto = await startMosquitto();
+  const mosquitto = await startMosquitto('bench');
   const bare = fork(join(__dirname, 'bare-pipeline.js'), [mosquitto.url, dbUrl], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   try {
     await new Promise((resolve) => bare.once('message', resolve));
@@ -439,7 +378,7 @@ interface WsLoad {
  * resident memory with that many devices and sockets.
  */
 async function wsPhase(dbUrl: string, load: WsLoad): Promise<Record<string, number>> {
-  const mosquitto = await startMosquitto();
+  const mosquitto = await startMosquitto('bench');
   const port = await freePort();
   let app: ChildProcess | undefined;
   const clients = fork(join(__dirname, 'bench-ws-clients.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });

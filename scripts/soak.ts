@@ -15,15 +15,13 @@
 // judges them); 1 if the run itself failed.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
+import { ROOT, freePort, log, sleep, startMosquitto, stopProcess, waitUntil } from './bench-support';
 import type { PublisherJob } from './publisher-job';
 
-const ROOT = join(__dirname, '..', '..');
 const { values: args } = parseArgs({
   options: {
     minutes: { type: 'string', default: '30' },
@@ -64,67 +62,7 @@ for (const [name, value] of Object.entries({ minutes, rate, devices, wsClients, 
   if (!Number.isFinite(value) || value < 0) throw new Error(`--${name}: not a number`);
 }
 
-function log(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
-
-const accepting = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
-
-async function startMosquitto(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'th-soak-mosquitto-'));
-  const port = await freePort();
-  const base = await readFile(join(ROOT, 'mosquitto', 'mosquitto.conf'), 'utf8');
-  const config = base
-    .replace(/^listener .*$/m, `listener ${port} 127.0.0.1`)
-    .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`)
-    .concat(process.getuid?.() === 0 ? '\nuser root\n' : '\n');
-  await writeFile(join(dir, 'mosquitto.conf'), config);
-  const child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
-  await waitUntil(() => accepting(port), 10_000, 'mosquitto');
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    stop: async () => {
-      child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function stopProcess(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-  });
-}
 
 /** One sample of a Prometheus text exposition (unlabelled unless `labels` given, e.g. `le="0.5"`). */
 function metric(text: string, name: string, labels = ''): number {
@@ -269,7 +207,7 @@ async function main(): Promise<void> {
   await admin.query(`CREATE DATABASE ${dbName}`);
   const dbUrl = args['database-url'].replace(/\/[^/]*$/, `/${dbName}`);
   const db = new Client({ connectionString: dbUrl });
-  const mosquitto = await startMosquitto();
+  const mosquitto = await startMosquitto('soak');
   let app: ChildProcess | undefined;
   let ws: WsClients | undefined;
   let reads: ReturnType<typeof startReads> | undefined;

@@ -1,7 +1,7 @@
-// The live dashboard page and its assets (CONTRACT §4 `GET /`).
-import { readFile } from 'node:fs/promises';
+// The live dashboard page and its assets (`GET /`).
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { CONTENT_TYPES, serveFiles } from './static-files';
 
 /** Applied by helmet to every response: same-origin scripts, styles and WebSocket only. */
 export const CONTENT_SECURITY_POLICY = {
@@ -16,30 +16,19 @@ export const CONTENT_SECURITY_POLICY = {
 };
 
 /**
- * The live dashboard (CONTRACT §4 `GET /`): plain files from public/ plus
- * uPlot from node_modules, served as a fixed list of exact routes (no
- * directory serving, so nothing else is reachable and /api, /health,
- * /metrics and /ws are untouched). Read per request: small, and edits show
- * on reload. Resolved from this file, so it works from dist/ and under Jest.
+ * The live dashboard: plain files from public/ plus uPlot from
+ * node_modules, as exact routes. Resolved from this file, so it works from
+ * dist/ and under Jest.
  */
 export function serveDashboard(fastify: FastifyInstance): void {
   const publicDir = join(__dirname, '..', '..', 'public');
   const uplotDir = join(dirname(require.resolve('uplot/package.json')), 'dist');
-  const js = 'text/javascript; charset=utf-8';
-  const css = 'text/css; charset=utf-8';
-  const files: Array<[url: string, file: string, type: string]> = [
-    ['/', join(publicDir, 'index.html'), 'text/html; charset=utf-8'],
+  const { html, js, css } = CONTENT_TYPES;
+  serveFiles(fastify, [
+    ['/', join(publicDir, 'index.html'), html],
     ['/dashboard.js', join(publicDir, 'dashboard.js'), js],
     ['/dashboard.css', join(publicDir, 'dashboard.css'), css],
     ['/vendor/uplot.min.js', join(uplotDir, 'uPlot.iife.min.js'), js],
     ['/vendor/uplot.min.css', join(uplotDir, 'uPlot.min.css'), css],
-  ];
-  for (const [url, file, type] of files) {
-    fastify.get(url, async (_request, reply) =>
-      reply
-        .type(type)
-        .header('cache-control', 'no-cache')
-        .send(await readFile(file)),
-    );
-  }
+  ]);
 }

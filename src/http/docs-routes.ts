@@ -1,6 +1,5 @@
 // The OpenAPI document (`GET /docs/json`) and Swagger UI (`GET /docs`).
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -8,6 +7,7 @@ import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { FastifyInstance } from 'fastify';
 import { ADMIN_SECURITY } from './api-docs';
+import { CONTENT_TYPES, serveFiles } from './static-files';
 
 /**
  * Built once from the controllers' decorators. Routes that are plain Fastify
@@ -76,20 +76,12 @@ export function serveApiDocs(fastify: FastifyInstance, document: OpenAPIObject):
   const docsDir = join(__dirname, '..', '..', 'public', 'docs');
   const requireFromSwagger = createRequire(require.resolve('@nestjs/swagger'));
   const uiDir = dirname(requireFromSwagger.resolve('swagger-ui-dist/package.json'));
-  const js = 'text/javascript; charset=utf-8';
-  const files: Array<[url: string, file: string, type: string]> = [
-    ['/docs', join(docsDir, 'index.html'), 'text/html; charset=utf-8'],
+  const { html, js, css } = CONTENT_TYPES;
+  serveFiles(fastify, [
+    ['/docs', join(docsDir, 'index.html'), html],
     ['/docs/swagger-initializer.js', join(docsDir, 'swagger-initializer.js'), js],
-    ['/docs/swagger-ui.css', join(uiDir, 'swagger-ui.css'), 'text/css; charset=utf-8'],
+    ['/docs/swagger-ui.css', join(uiDir, 'swagger-ui.css'), css],
     ['/docs/swagger-ui-bundle.js', join(uiDir, 'swagger-ui-bundle.js'), js],
     ['/docs/swagger-ui-standalone-preset.js', join(uiDir, 'swagger-ui-standalone-preset.js'), js],
-  ];
-  for (const [url, file, type] of files) {
-    fastify.get(url, async (_request, reply) =>
-      reply
-        .type(type)
-        .header('cache-control', 'no-cache')
-        .send(await readFile(file)),
-    );
-  }
+  ]);
 }
