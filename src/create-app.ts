@@ -33,7 +33,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   instrumentHttp(app.getHttpAdapter().getInstance(), app.get(TelemetryMetrics));
   serveDashboard(app.getHttpAdapter().getInstance());
   serveApiDocs(app.getHttpAdapter().getInstance(), createOpenApiDocument(app));
-  // process.exit(0) after the hooks, not a re-raised signal: CONTRACT §1 wants exit code 0.
+  // process.exit(0) after the hooks, not a re-raised signal: docs/api.md Configuration wants exit code 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   return app;
 }

@@ -1,4 +1,4 @@
-// CONTRACT §1: defaults, one clear problem per malformed variable, no secret
+// docs/api.md Configuration: defaults, one clear problem per malformed variable, no secret
 // ever echoed, and the same behaviour through the built CLI.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -50,7 +50,7 @@ function variablesNamedIn(text: string): string[] {
 }
 
 describe('loadConfig', () => {
-  describe('defaults (CONTRACT §1)', () => {
+  describe('defaults (docs/api.md Configuration)', () => {
     it('gives the documented defaults when nothing is set', () => {
       const config = loadConfig({});
       expect(config.port).toBe(3000);

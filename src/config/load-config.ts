@@ -1,4 +1,4 @@
-// Validates the environment (CONTRACT §1) into one AppConfig. Every problem is
+// Validates the environment (docs/api.md Configuration) into one AppConfig. Every problem is
 // collected and reported together, one line per variable, so an operator fixes
 // a broken deployment in one go.
 import { hostname } from 'node:os';

@@ -1,5 +1,5 @@
 // Every HTTP error leaves in one shape, {statusCode, message} with message one
-// string (CONTRACT §4). Unexpected errors become a 500 without internals and
+// string (docs/api.md HTTP API). Unexpected errors become a 500 without internals and
 // are logged.
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';

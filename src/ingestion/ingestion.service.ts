@@ -1,5 +1,5 @@
 // Starts the configured message source (external broker or embedded one) and
-// runs the graceful-shutdown sequence of CONTRACT §1: stop taking messages,
+// runs the graceful-shutdown sequence of docs/api.md Configuration: stop taking messages,
 // flush and commit what was received, acknowledge it, then disconnect.
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';

@@ -1,4 +1,4 @@
-// CONTRACT §1: secrets never appear in logs; logs are one JSON line per event;
+// docs/api.md Configuration: secrets never appear in logs; logs are one JSON line per event;
 // noisy sources are rate-limited.
 import { Writable } from 'node:stream';
 import { AppLogger, SecretMasker } from './app-logger';

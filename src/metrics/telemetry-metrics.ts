@@ -1,4 +1,4 @@
-// Every Prometheus metric the service exports (CONTRACT §6), registered on one
+// Every Prometheus metric the service exports (docs/api.md Metrics), registered on one
 // Registry per application instance so a test can boot the app twice.
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';

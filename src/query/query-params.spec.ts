@@ -1,5 +1,5 @@
 // Route parameter validation: what each validator accepts, and the exact 400
-// message for what it rejects (CONTRACT §4: invalid parameter → 400 with one
+// message for what it rejects (docs/api.md HTTP API: invalid parameter → 400 with one
 // string message).
 import { BadRequestException } from '@nestjs/common';
 import { parseClearBody, parseDeviceId, parseHourlyQuery, parsePaging, parseSamplesQuery } from './query-params';

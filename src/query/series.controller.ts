@@ -1,4 +1,4 @@
-// Time-series routes (CONTRACT §8): bucketed series of one device or of
+// Time-series routes (docs/api.md Time series): bucketed series of one device or of
 // several, and the CSV export of a device's raw samples.
 import { Controller, Get, Param, Query, Res } from '@nestjs/common';
 import { ApiBadRequestResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';

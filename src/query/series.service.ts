@@ -1,4 +1,4 @@
-// Answers of the time-series routes (CONTRACT §8): bucket figures in the
+// Answers of the time-series routes (docs/api.md Time series): bucket figures in the
 // columnar shape, one device's answers cached once their range is closed,
 // and the CSV export of raw samples streamed through a server-side cursor.
 import { BadRequestException, Injectable, NotFoundException } from '@nestjs/common';

@@ -1,5 +1,5 @@
 // Cache-aside reads for the query API: each answer comes from the cache class
-// named in CONTRACT §4 or, on a miss, from one database load per key at a time.
+// named in docs/api.md HTTP API or, on a miss, from one database load per key at a time.
 import { Injectable, NotFoundException } from '@nestjs/common';
 import { cacheKeys } from '../redis/redis-names';
 import { CacheService } from '../cache/cache.service';

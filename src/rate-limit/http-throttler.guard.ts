@@ -1,4 +1,4 @@
-// The HTTP API's rate limit (CONTRACT §4): @nestjs/throttler's guard, limited
+// The HTTP API's rate limit (docs/api.md HTTP API): @nestjs/throttler's guard, limited
 // to the `http` throttler and to /api/* routes (/metrics, /health*, /docs* and
 // the page stay unlimited), keyed by the same client IP as the WebSocket
 // bucket, and answering 429 with Retry-After in whole seconds. Registered only

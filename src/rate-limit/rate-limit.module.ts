@@ -1,4 +1,4 @@
-// Rate limits through @nestjs/throttler (CONTRACT §1, §4, §5): one
+// Rate limits through @nestjs/throttler (docs/api.md Configuration, HTTP API, WebSocket): one
 // ThrottlerModule with the `ws` and (when HTTP_RATE_LIMIT is set) `http`
 // throttlers, over the project's Redis token-bucket storage. ThrottlerModule
 // is global, so the WebSocket gateway injects the same options and storage.

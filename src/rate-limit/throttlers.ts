@@ -1,4 +1,4 @@
-// The two @nestjs/throttler throttlers (CONTRACT §1, §4, §5): `ws` for every
+// The two @nestjs/throttler throttlers (docs/api.md Configuration, HTTP API, WebSocket): `ws` for every
 // WebSocket message, always on; `http` for /api/* requests, only when
 // HTTP_RATE_LIMIT is set. Both are token buckets: `limit` is the capacity and
 // `ttl` the milliseconds to refill it fully (see TokenBucketStorage).

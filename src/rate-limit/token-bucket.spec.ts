@@ -1,4 +1,4 @@
-// The pure token-bucket step the memory fallback uses (CONTRACT §5: 100
+// The pure token-bucket step the memory fallback uses (docs/api.md WebSocket: 100
 // tokens refilling continuously at 100 per 60 s; a refused message costs no
 // token). The Redis Lua version is exercised end to end in
 // test/integration/realtime*.test.ts.

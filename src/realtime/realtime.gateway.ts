@@ -1,4 +1,4 @@
-// The /ws endpoint (CONTRACT §5). A thin gateway: it owns connection
+// The /ws endpoint (docs/api.md WebSocket). A thin gateway: it owns connection
 // lifecycle, the per-client rate limit and routing of the four client events;
 // subscriptions and delivery live in FanoutService.
 //
@@ -153,7 +153,7 @@ export class RealtimeGateway implements OnGatewayConnection, OnGatewayDisconnect
     }
   }
 
-  /** CONTRACT §1: WebSockets are closed with 1001 (going away) on shutdown. */
+  /** docs/api.md Configuration: WebSockets are closed with 1001 (going away) on shutdown. */
   beforeApplicationShutdown(): void {
     clearInterval(this.heartbeat);
     for (const client of this.connections.values()) client.socket.close(1001, 'server shutting down');

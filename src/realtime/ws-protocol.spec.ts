@@ -1,4 +1,4 @@
-// CONTRACT §5: the four client events and what counts as malformed. The
+// docs/api.md WebSocket: the four client events and what counts as malformed. The
 // gateway turns every { ok: false } into error {code: "BAD_REQUEST", message}.
 import { CLIENT_EVENTS, frame, parseClientMessage } from './ws-protocol';
 
@@ -109,7 +109,7 @@ describe('parseClientMessage', () => {
 });
 
 describe('frame', () => {
-  it('is the {"event","data"} envelope of CONTRACT §5', () => {
+  it('is the {"event","data"} envelope of docs/api.md WebSocket', () => {
     const text = frame('error', { code: 'BAD_REQUEST', message: 'message is not valid JSON' });
     expect(JSON.parse(text)).toEqual({ event: 'error', data: { code: 'BAD_REQUEST', message: 'message is not valid JSON' } });
   });

@@ -1,4 +1,4 @@
-// The WebSocket protocol of CONTRACT §5: `{"event": "...", "data": {...}}`
+// The WebSocket protocol of docs/api.md WebSocket: `{"event": "...", "data": {...}}`
 // both ways. Incoming frames are validated here into a typed union; anything
 // else becomes a BAD_REQUEST error for the client.
 import { z } from 'zod';
@@ -46,7 +46,7 @@ export interface SampleEvent {
   metrics: Record<string, number>;
 }
 
-/** CONTRACT §9: sent unasked to clients subscribed to the device or to "*". */
+/** docs/api.md Device status: sent unasked to clients subscribed to the device or to "*". */
 export interface StatusEvent {
   deviceId: string;
   status: 'online' | 'offline';

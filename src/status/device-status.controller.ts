@@ -1,4 +1,4 @@
-// REST side of device status (CONTRACT §9): a device's status and its
+// REST side of device status (docs/api.md Device status): a device's status and its
 // history, and the admin setting of its own timeout.
 import { BadRequestException, Body, Controller, Get, NotFoundException, Param, Put, Query, UseGuards } from '@nestjs/common';
 import {

@@ -1,4 +1,4 @@
-// Device online/offline (CONTRACT §9): makes the transitions caused by
+// Device online/offline (docs/api.md Device status): makes the transitions caused by
 // committed batches and by messages on devices/{id}/status, and announces
 // each change it made, once, through the cross-instance fan-out.
 //

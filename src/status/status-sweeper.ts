@@ -1,4 +1,4 @@
-// Notices timeouts (CONTRACT §9: within DEVICE_OFFLINE_AFTER_S + 2 s) without
+// Notices timeouts (docs/api.md Device status: within DEVICE_OFFLINE_AFTER_S + 2 s) without
 // a timer per device. One instance at a time owns the sweep: it holds a
 // PostgreSQL session advisory lock on a connection of its own, and every
 // half second runs one indexed UPDATE over the online devices whose deadline

@@ -1,4 +1,4 @@
-// Device online/offline status (CONTRACT §9): transitions from commits and
+// Device online/offline status (docs/api.md Device status): transitions from commits and
 // status messages (DeviceStatusService), the timeout sweep (StatusSweeper),
 // SQL (DeviceStatusStore), metrics and the REST routes.
 import { Module } from '@nestjs/common';

@@ -1,4 +1,4 @@
-// The live dashboard (CONTRACT §4 `GET /`, fed by §5) in a real browser: the
+// The live dashboard (docs/api.md HTTP API `GET /`, fed by §5) in a real browser: the
 // app runs in-process in embedded mode, the simulator publishes to its broker,
 // headless Chromium opens the page, picks a device, and live points must reach
 // the uPlot charts and the latest values. Saves a screenshot: to

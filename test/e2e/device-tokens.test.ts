@@ -1,4 +1,4 @@
-// DEVICE_TOKENS on the embedded broker (CONTRACT §1): MQTT username = device
+// DEVICE_TOKENS on the embedded broker (docs/api.md Configuration): MQTT username = device
 // id, password = token; a device may only publish and subscribe under its own
 // devices/<id>/ topics; tokens never reach the logs.
 import { mkdtemp, rm } from 'node:fs/promises';

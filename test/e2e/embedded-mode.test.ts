@@ -1,4 +1,4 @@
-// Embedded mode end to end (CONTRACT §1, §2, §4 /health and /metrics, §6):
+// Embedded mode end to end (docs/api.md Configuration, Ingestion, HTTP API /health and /metrics, §6):
 // no DATABASE_URL and no MQTT_URL, so devices talk to the in-process broker
 // and rows land in the embedded PostgreSQL (PGlite) under DATA_DIR.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { waitFor } from '../support/free-port';
 import { connectDevice, telemetryTopic } from '../support/publisher';
 import { startTestApp, type TestApp } from '../support/test-app';
 
-// CONTRACT §6, the ingestion part (cache, WebSocket and HTTP metrics belong to other modules).
+// docs/api.md Metrics, the ingestion part (cache, WebSocket and HTTP metrics belong to other modules).
 const INGESTION_METRICS: Array<[string, 'counter' | 'histogram']> = [
   ['telemetry_messages_received_total', 'counter'],
   ['telemetry_messages_rejected_total', 'counter'],
@@ -250,7 +250,7 @@ describe('embedded mode: in-process broker and PostgreSQL', () => {
     expect(typeof res.json().checks.postgres.latencyMs).toBe('number');
   });
 
-  it('serves /metrics in the Prometheus text format with process metrics and every ingestion metric of CONTRACT §6', async () => {
+  it('serves /metrics in the Prometheus text format with process metrics and every ingestion metric of docs/api.md Metrics', async () => {
     const res = await app.app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');

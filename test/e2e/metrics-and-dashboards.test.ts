@@ -1,4 +1,4 @@
-// Every metric of CONTRACT §6 is exported with its type, and every metric a
+// Every metric of docs/api.md Metrics is exported with its type, and every metric a
 // Grafana panel queries exists in /metrics of the running app.
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -21,7 +21,7 @@ const S = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
 
-describeWithServers(['postgres'])('alarms (CONTRACT §10)', () => {
+describeWithServers(['postgres'])('alarms (docs/api.md Alarms)', () => {
   const run = Math.random().toString(36).slice(2, 8);
   let db: TestDatabase;
   let redis: PrivateRedis;

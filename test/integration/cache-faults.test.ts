@@ -1,6 +1,6 @@
 // Redis faults against a PRIVATE redis-server (never the shared one): when it
 // dies (SIGKILL) or hangs (SIGSTOP) every route still answers as before, from
-// memory and PostgreSQL, within its normal latency + 100 ms (CONTRACT §4; plus
+// memory and PostgreSQL, within its normal latency + 100 ms (docs/api.md HTTP API; plus
 // a 150 ms allowance for CI noise); /health turns degraded; the backend gauge
 // follows; each state change is logged once; and after recovery nothing written
 // to the memory cache during the outage is served (cache.service.ts resync:

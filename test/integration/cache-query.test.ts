@@ -1,4 +1,4 @@
-// The query API of CONTRACT §4 against real PostgreSQL and the shared Redis
+// The query API of docs/api.md HTTP API against real PostgreSQL and the shared Redis
 // (database number 11, reserved for this file and flushed before and after):
 // shapes and JSON number types of every route, cache keys and TTLs as Redis
 // sees them, hit/miss accounting, single-flight loads, invalidation, admin
@@ -226,7 +226,7 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       expect(def.buckets.map((b: Json) => b.bucket)).toEqual([iso(base), iso(base + HOUR), iso(base + 2 * HOUR), iso(base + 3 * HOUR)]);
       expect(def.buckets[3]).toEqual({ bucket: iso(base + 3 * HOUR), count: 1, min: 30, max: 30, avg: 30 });
 
-      // Cross-check against GROUP BY over samples (CONTRACT §3).
+      // Cross-check against GROUP BY over samples (docs/api.md Storage).
       const expected = await db.query<{ bucket: Date; count: number; min: number; max: number; avg: number }>(
         `SELECT date_trunc('hour', ts, 'UTC') AS bucket, count(*)::int AS count, min(value) AS min, max(value) AS max, avg(value) AS avg
          FROM samples WHERE device_id = $1 AND metric = 'humidity' AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1`,
@@ -583,7 +583,7 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       expect((await ok(`/api/devices/${dev}/latest`)).metrics).toEqual({ t: 1, h: 60 });
       // The device was silent for longer than the 10 s TTL: its entry is gone.
       await redis.unlink(cacheKeys.latest(dev));
-      // It reports again, this time only one of its metrics (CONTRACT §2 allows 1 to 100 per sample).
+      // It reports again, this time only one of its metrics (docs/api.md Ingestion allows 1 to 100 per sample).
       await ingest([{ deviceId: dev, metric: 't', ts: now - MIN, value: 2 }]);
       expect(await ok(`/api/devices/${dev}/latest`)).toEqual({ deviceId: dev, ts: iso(now - MIN), metrics: { t: 2, h: 60 } });
     });

@@ -1,4 +1,4 @@
-// Device status (CONTRACT §9) the way `npm start` runs: embedded PostgreSQL
+// Device status (docs/api.md Device status) the way `npm start` runs: embedded PostgreSQL
 // (PGlite), the embedded MQTT broker with DEVICE_TOKENS, no Redis. Needs no
 // shared server.
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// Device status (CONTRACT §9) on the real servers: two app instances on one
+// Device status (docs/api.md Device status) on the real servers: two app instances on one
 // PostgreSQL database, a private Mosquitto (the shared subscription must not
 // be split with other runs' services on the shared broker) and a private
 // Redis that the last test stops. DEVICE_OFFLINE_AFTER_S=2.
@@ -22,7 +22,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const isStatus = (deviceId: string, status?: string) => (f: Frame) =>
   f.event === 'status' && f.data?.deviceId === deviceId && (status === undefined || f.data.status === status);
 
-describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real PostgreSQL, Redis and Mosquitto (CONTRACT §9)', () => {
+describeWithServers(['postgres', 'redis', 'mosquitto'])('device status with real PostgreSQL, Redis and Mosquitto (docs/api.md Device status)', () => {
   const run = Math.random().toString(36).slice(2, 8);
   let db: TestDatabase;
   let broker: PrivateMosquitto;

@@ -1,4 +1,4 @@
-// Broker restart during ingestion (CONTRACT §2: persistent session, redelivery,
+// Broker restart during ingestion (docs/api.md Ingestion: persistent session, redelivery,
 // stored once). The BUILT service runs as its own process on a throw-away
 // database of the shared PostgreSQL and a Mosquitto of this test's own, with
 // the project's mosquitto.conf (persistence true, unlimited queue/in-flight).

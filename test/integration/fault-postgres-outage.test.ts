@@ -1,4 +1,4 @@
-// PostgreSQL outage during ingestion (CONTRACT §2 delivery, §4 /health; README
+// PostgreSQL outage during ingestion (docs/api.md Ingestion delivery, §4 /health; README
 // "Bounded memory"). The BUILT service runs as its own process against a
 // PostgreSQL cluster and a Mosquitto of this test's own (private-postgres.ts,
 // private-mosquitto.ts), so stopping the database touches nothing shared.

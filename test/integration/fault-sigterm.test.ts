@@ -1,4 +1,4 @@
-// Graceful shutdown under load (CONTRACT §1 "Process", §2 delivery). The BUILT
+// Graceful shutdown under load (docs/api.md Configuration "Process", §2 delivery). The BUILT
 // service runs as its own process on a throw-away database of the shared
 // PostgreSQL and a Mosquitto of this test's own; a WebSocket client on /ws is
 // subscribed to '*'. Mid-load (a steady QoS 1 stream), the service gets SIGTERM:

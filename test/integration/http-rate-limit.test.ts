@@ -1,4 +1,4 @@
-// The optional HTTP API rate limit (CONTRACT §1 HTTP_RATE_LIMIT /
+// The optional HTTP API rate limit (docs/api.md Configuration HTTP_RATE_LIMIT /
 // HTTP_RATE_WINDOW_S, §4): a token bucket per client IP for /api/*, shared by
 // every instance through Redis, answered 429 with Retry-After and the error
 // body; /metrics, /health*, /docs* and the page never limited; nothing limited

@@ -1,4 +1,4 @@
-// Crash safety of ack-after-commit (CONTRACT §2): the BUILT service is
+// Crash safety of ack-after-commit (docs/api.md Ingestion): the BUILT service is
 // SIGKILLed while a QoS 1 stream is flowing and part of it is committed, then
 // started again with the same environment (same INSTANCE_ID, so the same client
 // id and persistent session). The broker delivers again whatever was not
@@ -153,7 +153,7 @@ describeWithServers(['postgres'])('SIGKILL during ingestion, restart, broker red
     process.stdout.write(`kill-redelivery: ${JSON.stringify(summary)}\n`);
   }, 90_000);
 
-  // CONTRACT §6 / TelemetryMetrics: samples_ingested_total excludes duplicates of stored
+  // docs/api.md Metrics / TelemetryMetrics: samples_ingested_total excludes duplicates of stored
   // points. After the crash the second process re-wrote whole batches of already-stored
   // points; it must count only the rows that were really missing.
   it('counts only newly stored samples in telemetry_samples_ingested_total after the redelivery', () => {

@@ -1,4 +1,4 @@
-// Scale-out with three BUILT service processes (CONTRACT §2 shared
+// Scale-out with three BUILT service processes (docs/api.md Ingestion shared
 // subscription, §4 shared cache and invalidation, §5 fan-out and shared rate
 // limit), each started like an operator would: distinct INSTANCE_IDs, one
 // PostgreSQL database, one Redis (the shared server, database 10, reserved

@@ -1,4 +1,4 @@
-// Live feeds across instances (CONTRACT §5 "stored from then on, by any
+// Live feeds across instances (docs/api.md WebSocket "stored from then on, by any
 // instance", the rate limit "shared by all instances"), and what happens when
 // the Redis that connects them goes away.
 //

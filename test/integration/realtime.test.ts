@@ -1,4 +1,4 @@
-// The /ws endpoint end to end (CONTRACT §5, and §1/§6 where they touch it):
+// The /ws endpoint end to end (docs/api.md WebSocket, Configuration, Metrics where they touch it):
 // the real app in-process on a throw-away PostgreSQL database and the shared
 // Redis, database 13 (reserved for the realtime tests, flushed before each
 // test so rate-limit buckets never leak between tests). Devices publish to the

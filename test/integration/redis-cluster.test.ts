@@ -1,4 +1,4 @@
-// Redis Cluster (CONTRACT §1 REDIS_CLUSTER_NODES, §4 cache keys, §5 fan-out
+// Redis Cluster (docs/api.md Configuration REDIS_CLUSTER_NODES, §4 cache keys, §5 fan-out
 // and rate limit) against a REAL 3-master cluster of the test's own
 // (test/support/private-redis-cluster.ts: free ports, no replicas).
 //

@@ -18,7 +18,7 @@ import { freePort } from './free-port';
 export const PROJECT_ROOT = join(__dirname, '..', '..');
 export const BUILT_ENTRY = join(PROJECT_ROOT, 'dist', 'main.js');
 
-/** Variables of CONTRACT §1 (and the ingest knobs): never inherited from the test runner's environment. */
+/** Variables of docs/api.md Configuration (and the ingest knobs): never inherited from the test runner's environment. */
 const SERVICE_VARIABLES = [
   'PORT',
   'DATABASE_URL',

@@ -1,5 +1,5 @@
 // A small promise-based WebSocket client for tests of the /ws endpoint
-// (CONTRACT §5): every frame the server sends is parsed and kept in `frames`
+// (docs/api.md WebSocket): every frame the server sends is parsed and kept in `frames`
 // in arrival order; next() awaits the first not-yet-taken frame matching a
 // predicate, so answers can be consumed in order while samples interleave.
 //
@@ -132,7 +132,7 @@ export class WsTestClient {
   /** Sends a request and awaits the next frame that is not a pushed sample. */
   async request(event: string, data: unknown = {}, timeoutMs = 5000): Promise<Frame> {
     this.send(event, data);
-    // sample, status and alarm frames come unasked (CONTRACT §5) and may arrive before the answer.
+    // sample, status and alarm frames come unasked (docs/api.md WebSocket) and may arrive before the answer.
     return this.next((f) => !UNASKED.has(f.event), timeoutMs, `the answer to "${event}"`);
   }
 
