@@ -448,8 +448,8 @@ async function httpPhase(dbUrl: string, db: Client): Promise<Record<string, numb
     res.end(body);
   });
   const paths = Array.from({ length: deviceCount }, (_, d) => `/api/devices/bench-${d}/latest`);
-  /** The app with the given latest TTL (unset: the default a user runs with), warmed and checked. */
-  const serve = async (latestTtlS: string | undefined) => {
+  /** The app with extra settings (none: the defaults a user runs with), warmed and checked. */
+  const serve = async (env: Record<string, string> = {}) => {
     await stopProcess(app);
     app = await startApp(
       {
@@ -457,7 +457,7 @@ async function httpPhase(dbUrl: string, db: Client): Promise<Record<string, numb
         INSTANCE_ID: 'bench-http',
         REDIS_URL: REDIS_URL,
         MQTT_PORT: String(await freePort()),
-        ...(latestTtlS ? { CACHE_TTL_LATEST_S: latestTtlS } : {}),
+        ...env,
       },
       port,
     );
@@ -483,9 +483,13 @@ async function httpPhase(dbUrl: string, db: Client): Promise<Record<string, numb
     );
     const barePort = await freePort();
     await new Promise<void>((resolve) => bare.listen(barePort, '127.0.0.1', resolve));
-    log(`HTTP: GET latest over ${deviceCount} devices, 50 connections, static request list; default TTLs, then a 1 h latest TTL, then bare node:http`);
-    const served = await serve(undefined);
-    const longTtl = await serve('3600');
+    log(
+      `HTTP: GET latest over ${deviceCount} devices, 50 connections, static request list; default settings, a 1 h latest TTL, the HTTP rate limit on (a bucket no client empties), then bare node:http`,
+    );
+    const served = await serve();
+    const longTtl = await serve({ CACHE_TTL_LATEST_S: '3600' });
+    // The limit's own cost: every request takes a token from the shared Redis bucket.
+    const limited = await serve({ HTTP_RATE_LIMIT: '1000000000', HTTP_RATE_WINDOW_S: '1' });
     const baseline = await load(`http://127.0.0.1:${barePort}`, paths);
     return {
       appReqPerSec: served.reqPerSec,
@@ -497,6 +501,10 @@ async function httpPhase(dbUrl: string, db: Client): Promise<Record<string, numb
       bareP99Ms: baseline.p99Ms,
       ratioToBare: round(served.reqPerSec / baseline.reqPerSec, 2),
       longTtlRatioToBare: round(longTtl.reqPerSec / baseline.reqPerSec, 2),
+      rateLimitedReqPerSec: limited.reqPerSec,
+      rateLimitedP99Ms: limited.p99Ms,
+      rateLimitedNon2xx: limited.non2xx,
+      rateLimitedRatioToBare: round(limited.reqPerSec / baseline.reqPerSec, 2),
     };
   } finally {
     bare.close();
@@ -704,7 +712,7 @@ async function main(): Promise<void> {
       const http = await withDatabase(admin, httpPhase);
       result.http = http;
       log(
-        `http latest: ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms with default TTLs (${http.ratioToBare} x bare), ${http.longTtlReqPerSec} req/s p99 ${http.longTtlP99Ms} ms with a 1 h TTL (${http.longTtlRatioToBare} x); bare node:http ${http.bareReqPerSec} req/s`,
+        `http latest: ${http.appReqPerSec} req/s p99 ${http.appP99Ms} ms with default TTLs (${http.ratioToBare} x bare), ${http.longTtlReqPerSec} req/s p99 ${http.longTtlP99Ms} ms with a 1 h TTL (${http.longTtlRatioToBare} x), ${http.rateLimitedReqPerSec} req/s p99 ${http.rateLimitedP99Ms} ms with HTTP_RATE_LIMIT on (${http.rateLimitedRatioToBare} x); bare node:http ${http.bareReqPerSec} req/s`,
       );
     }
     if (want('status')) {
