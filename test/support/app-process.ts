@@ -13,41 +13,14 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reapOnExit } from './child-reaper';
+import { CONFIG_VARIABLES } from '../../src/config/load-config';
 import { freePort } from './free-port';
 
 export const PROJECT_ROOT = join(__dirname, '..', '..');
 export const BUILT_ENTRY = join(PROJECT_ROOT, 'dist', 'main.js');
 
-/** Variables of docs/api.md Configuration (and the ingest knobs): never inherited from the test runner's environment. */
-const SERVICE_VARIABLES = [
-  'PORT',
-  'DATABASE_URL',
-  'DATA_DIR',
-  'REDIS_URL',
-  'REDIS_CLUSTER_NODES',
-  'MQTT_URL',
-  'MQTT_PORT',
-  'ADMIN_API_KEY',
-  'WS_TOKEN',
-  'DEVICE_TOKENS',
-  'CACHE_TTL_LATEST_S',
-  'CACHE_TTL_DASHBOARD_S',
-  'CACHE_TTL_DEVICE_STATS_S',
-  'CACHE_TTL_HOURLY_S',
-  'WS_RATE_LIMIT',
-  'WS_RATE_WINDOW_S',
-  'HTTP_RATE_LIMIT',
-  'HTTP_RATE_WINDOW_S',
-  'INSTANCE_ID',
-  'TRUST_PROXY',
-  'LOG_LEVEL',
-  'INGEST_MAX_BATCH_SAMPLES',
-  'INGEST_FLUSH_INTERVAL_MS',
-  'INGEST_MAX_PENDING_MESSAGES',
-  'ALARM_WEBHOOK_SECRET',
-  'MQTT_KEEPALIVE_S',
-  'DEVICE_OFFLINE_AFTER_S',
-];
+/** Every variable the service reads: never inherited from the test runner's environment. */
+const SERVICE_VARIABLES = CONFIG_VARIABLES;
 
 export type AppEnv = Record<string, string | undefined>;
 
