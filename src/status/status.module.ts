@@ -2,7 +2,6 @@
 // status messages (DeviceStatusService), the timeout sweep (StatusSweeper),
 // SQL (DeviceStatusStore), metrics and the REST routes.
 import { Module } from '@nestjs/common';
-import { IngestionModule } from '../ingestion/ingestion.module';
 import { MetricsModule } from '../metrics/metrics.module';
 import { AdminKeyGuard } from '../query/admin-key.guard';
 import { RealtimeModule } from '../realtime/realtime.module';
@@ -14,7 +13,7 @@ import { DeviceStatusStore } from './device-status.store';
 import { StatusSweeper } from './status-sweeper';
 
 @Module({
-  imports: [StorageModule, IngestionModule, RealtimeModule, MetricsModule],
+  imports: [StorageModule, RealtimeModule, MetricsModule],
   providers: [DeviceStatusStore, DeviceStatusMetrics, DeviceStatusService, StatusSweeper, AdminKeyGuard],
   controllers: [DeviceStatusController],
   exports: [DeviceStatusService, StatusSweeper],
