@@ -4,7 +4,7 @@
 // and the page keeps working (the event is not taken for a request's answer).
 //
 // Needs /usr/bin/chromium: skipped without it, except under CI=true.
-import { existsSync } from 'node:fs';
+import { CHROMIUM, CHROMIUM_FLAGS, haveChromium, itInBrowser } from '../support/chromium';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,20 +14,6 @@ import { AlarmEvaluationService } from '../../src/alarms/alarm-evaluation.servic
 import { startEmbeddedInstance, stopEmbeddedInstance, type EmbeddedInstance } from '../support/embedded-instance';
 import { waitFor } from '../support/free-port';
 import { telemetryTopic } from '../support/publisher';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const haveChromium = existsSync(CHROMIUM);
-const itInBrowser = haveChromium || process.env.CI === 'true' ? it : it.skip;
 
 describe('dashboard: open alarms', () => {
   let dataDir: string;
@@ -65,7 +51,7 @@ describe('dashboard: open alarms', () => {
       let context: BrowserContext | undefined;
       const pageErrors: string[] = [];
       try {
-        context = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: FLAGS });
+        context = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
         const page = context.pages()[0] ?? (await context.newPage());
         page.on('pageerror', (error) => pageErrors.push(error.message));
         await page.goto(`${instance.app.baseUrl}/`);

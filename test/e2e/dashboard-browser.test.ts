@@ -15,7 +15,6 @@
 //
 // Needs /usr/bin/chromium (`apt-get install -y chromium`): skipped without it,
 // except under CI=true, where its absence fails the run.
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,29 +25,14 @@ import { runSimulation, type SimulationProgress, type SimulationSummary } from '
 import { waitFor } from '../support/free-port';
 import { bucketStart, intervalMs, type RawSample, seriesAnswer, zoneOffsetMs } from '../support/series-answer';
 import { connectDevice } from '../support/publisher';
+import { CHROMIUM, CHROMIUM_FLAGS, browserSkipNote, haveChromium, itInBrowser } from '../support/chromium';
 import { startTestApp, type TestApp } from '../support/test-app';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SCREENSHOT =
   process.env.UPDATE_SCREENSHOT === '1' ? join(__dirname, '..', '..', 'docs', 'dashboard.png') : join(tmpdir(), `telemetry-hub-dashboard-${process.pid}.png`);
 const DEVICE = 'sim-001';
 const BROWSER_TIME_ZONE = 'Asia/Kolkata';
 const SERIES_URL = /\/api\/devices\/[^/]+\/series\?/;
-
-const haveChromium = existsSync(CHROMIUM);
-const inCi = process.env.CI === 'true';
-const itInBrowser = haveChromium || inCi ? it : it.skip;
-const browserSkipNote = haveChromium || inCi ? '' : ` [skipped: ${CHROMIUM} is missing; apt-get install -y chromium]`;
 
 describe('dashboard page', () => {
   let dataDir: string;

@@ -4,27 +4,13 @@
 // fails this test. Swagger UI at /docs must load under the app's
 // Content-Security-Policy (no inline script), checked in headless Chromium
 // when /usr/bin/chromium exists (required under CI=true).
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, HTTPMethods } from 'fastify';
 import { type BrowserContext, chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_FLAGS, haveChromium, itInBrowser } from '../support/chromium';
 import { startTestApp, type TestApp } from '../support/test-app';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const haveChromium = existsSync(CHROMIUM);
-const itInBrowser = haveChromium || process.env.CI === 'true' ? it : it.skip;
 
 interface Route {
   method: string;

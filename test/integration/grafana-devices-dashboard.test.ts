@@ -133,23 +133,6 @@ describeWithServers(['postgres'])('Grafana Devices dashboard on the real schema'
     } finally {
       await source.destroy();
     }
-    // The minute rollup of the series API; created here from its published
-    // column list when this branch's migrations do not have it yet.
-    await db.query(`
-      CREATE TABLE IF NOT EXISTS minute_aggregates (
-        device_id text COLLATE "C" NOT NULL,
-        metric text COLLATE "C" NOT NULL,
-        bucket timestamptz NOT NULL,
-        count bigint NOT NULL,
-        sum double precision NOT NULL,
-        min double precision NOT NULL,
-        max double precision NOT NULL,
-        first_ts timestamptz NOT NULL,
-        first double precision NOT NULL,
-        last_ts timestamptz NOT NULL,
-        last double precision NOT NULL,
-        PRIMARY KEY (device_id, metric, bucket)
-      )`);
     const rows: Array<[string, string, number, number]> = [];
     for (let t = recentStart; t < now - 5000; t += 20_000) {
       const i = (t - recentStart) / 20_000;
