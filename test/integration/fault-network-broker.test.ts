@@ -19,7 +19,7 @@ import {
   waitUntilIdle,
   waitUntilStored,
 } from '../support/load-check';
-import { type NetworkRig, buildServiceOnce, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
+import { sleep, useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const REDIS_DB = 15;
@@ -27,19 +27,11 @@ const KEEPALIVE_S = 2;
 const MAX_PENDING = 2000;
 
 describeWithServers(['postgres', 'redis'])('broker link blackholed (proxy between the service and Mosquitto)', () => {
-  let rig: NetworkRig | undefined;
-
-  beforeAll(async () => {
-    await buildServiceOnce();
-  }, 120_000);
-
-  afterAll(async () => {
-    await rig?.destroy();
-  }, 60_000);
+  const startRig = useNetworkRigs();
 
   it('notices within the keepalive, reconnects with its persistent session, and stores every message once', async () => {
     const load = createLoad({ prefix: 'nbk', messages: 8000, devices: 100 });
-    rig = await startNetworkRig({
+    const rig = await startRig({
       label: 'net_broker',
       redisDb: REDIS_DB,
       env: { MQTT_KEEPALIVE_S: String(KEEPALIVE_S), INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING) },

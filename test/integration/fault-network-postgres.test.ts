@@ -25,29 +25,20 @@ import {
   waitUntilIdle,
   waitUntilStored,
 } from '../support/load-check';
-import { type NetworkRig, buildServiceOnce, histogramMean, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
+import { histogramMean, sleep, useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const REDIS_DB = 8;
 const MB = 1024 * 1024;
 
 describeWithServers(['postgres', 'redis'])('PostgreSQL link faults (proxy between the service and PostgreSQL)', () => {
-  let rig: NetworkRig | undefined;
-
-  beforeAll(async () => {
-    await buildServiceOnce();
-  }, 120_000);
-
-  afterEach(async () => {
-    await rig?.destroy();
-    rig = undefined;
-  }, 60_000);
+  const startRig = useNetworkRigs();
 
   it('blackholed for 15 s: writes time out, nothing is acknowledged, /health is down, pending memory is bounded, ingestion resumes by itself', async () => {
     const MAX_PENDING = 1000;
     const OUTAGE_MS = 15_000;
     const load = createLoad({ prefix: 'npg', messages: 12_000, devices: 100 });
-    rig = await startNetworkRig({ label: 'net_pg_blackhole', redisDb: REDIS_DB, env: { INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING) } });
+    const rig = await startRig({ label: 'net_pg_blackhole', redisDb: REDIS_DB, env: { INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING) } });
     const { app, db, device, proxies } = rig;
 
     const progress = newProgress();
@@ -124,7 +115,7 @@ describeWithServers(['postgres', 'redis'])('PostgreSQL link faults (proxy betwee
     const RATE = 1500;
     const load = createLoad({ prefix: 'nps', messages: 10_500, devices: 100 });
     // Small batches make the link's round trip the limit: 2 writers × 200 messages / ≥ 0.4 s.
-    rig = await startNetworkRig({ label: 'net_pg_slow', redisDb: REDIS_DB, env: { INGEST_MAX_BATCH_SAMPLES: '800', INGEST_MAX_PENDING_MESSAGES: '3000' } });
+    const rig = await startRig({ label: 'net_pg_slow', redisDb: REDIS_DB, env: { INGEST_MAX_BATCH_SAMPLES: '800', INGEST_MAX_PENDING_MESSAGES: '3000' } });
     const { app, db, device, proxies } = rig;
     const watch = watchApp(app, 250);
 

@@ -19,7 +19,7 @@ import {
   waitUntilIdle,
   waitUntilStored,
 } from '../support/load-check';
-import { type NetworkRig, buildServiceOnce, startNetworkRig, watchApp } from '../support/network-fault-rig';
+import { useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const REDIS_DB = 9;
@@ -27,15 +27,7 @@ const CONTRACT_ALLOWANCE_MS = 100;
 const CI_NOISE_MS = 150;
 
 describeWithServers(['postgres', 'redis'])('Redis link blackholed (proxy between the service and Redis)', () => {
-  let rig: NetworkRig | undefined;
-
-  beforeAll(async () => {
-    await buildServiceOnce();
-  }, 120_000);
-
-  afterAll(async () => {
-    await rig?.destroy();
-  }, 60_000);
+  const startRig = useNetworkRigs();
 
   it('answers from memory within normal latency + 100 ms, stays degraded, ingests everything, and re-syncs after the link returns', async () => {
     const DEVICES = 20;
@@ -51,7 +43,7 @@ describeWithServers(['postgres', 'redis'])('Redis link blackholed (proxy between
     const secondHalf = half(2000, 4000);
     const devices = [...new Set(load.points.map((p) => p.deviceId))];
     // A long latest TTL: a stale Redis entry from before the outage would still be there to serve.
-    rig = await startNetworkRig({ label: 'net_redis', redisDb: REDIS_DB, env: { CACHE_TTL_LATEST_S: '300' } });
+    const rig = await startRig({ label: 'net_redis', redisDb: REDIS_DB, env: { CACHE_TTL_LATEST_S: '300' } });
     const { app, db, device, proxies, redis } = rig;
 
     const routes = [

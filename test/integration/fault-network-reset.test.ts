@@ -18,7 +18,7 @@ import {
   waitUntilIdle,
   waitUntilStored,
 } from '../support/load-check';
-import { type NetworkRig, buildServiceOnce, sleep, startNetworkRig, watchApp } from '../support/network-fault-rig';
+import { sleep, useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 
 const REDIS_DB = 4;
@@ -26,19 +26,11 @@ const MAX_PENDING = 2000;
 const MB = 1024 * 1024;
 
 describeWithServers(['postgres', 'redis'])('reset storm on every link (proxies between the service and PostgreSQL, Redis, Mosquitto)', () => {
-  let rig: NetworkRig | undefined;
-
-  beforeAll(async () => {
-    await buildServiceOnce();
-  }, 120_000);
-
-  afterAll(async () => {
-    await rig?.destroy();
-  }, 60_000);
+  const startRig = useNetworkRigs();
 
   it('connections reset every second for 10 s: healthy again afterwards, every point stored once', async () => {
     const load = createLoad({ prefix: 'nrs', messages: 9000, devices: 100 });
-    rig = await startNetworkRig({ label: 'net_reset', redisDb: REDIS_DB, env: { INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING) } });
+    const rig = await startRig({ label: 'net_reset', redisDb: REDIS_DB, env: { INGEST_MAX_PENDING_MESSAGES: String(MAX_PENDING) } });
     const { app, db, device, proxies } = rig;
 
     const progress = newProgress();

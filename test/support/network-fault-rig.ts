@@ -170,3 +170,20 @@ export function histogramMean(before: string, after: string, name: string): numb
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * For a describe block of network-fault scenarios: builds the service once,
+ * and returns a `start` whose rigs are destroyed after each test.
+ */
+export function useNetworkRigs(): (options: RigOptions) => Promise<NetworkRig> {
+  const started: NetworkRig[] = [];
+  beforeAll(() => buildServiceOnce(), 120_000);
+  afterEach(async () => {
+    for (const rig of started.splice(0)) await rig.destroy();
+  }, 60_000);
+  return async (options) => {
+    const rig = await startNetworkRig(options);
+    started.push(rig);
+    return rig;
+  };
+}
