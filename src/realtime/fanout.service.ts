@@ -11,7 +11,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { FANOUT_CHANNEL } from '../redis/redis-names';
+import { fanoutChannel } from '../redis/redis-names';
 import type { Sample } from '../telemetry/sample';
 import { TelemetryEvents, type Unsubscribe } from '../telemetry/telemetry-events';
 import { TelemetryMetrics } from '../metrics/telemetry-metrics';
@@ -73,6 +73,7 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
   private readonly statusListeners: Array<(event: StatusEvent) => void> = [];
   /** Counts (re)subscriptions: a listener that saw it change may have missed messages in between. */
   private subscriptions = 0;
+  private channel = fanoutChannel();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -93,6 +94,7 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
 
   private async start(): Promise<void> {
     if (!this.redis.configured) return;
+    this.channel = fanoutChannel(this.redis.database);
     const publisher = this.redis.duplicate({ commandTimeout: 2000 });
     this.publisher = publisher;
     publisher.on('error', () => undefined);
@@ -102,7 +104,7 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
     subscriber.on('error', () => undefined); // state changes are logged by RedisConnection
     // ioredis re-subscribes after a reconnect; the first subscribe needs a ready connection.
     subscriber.on('ready', () => {
-      subscriber.subscribe(FANOUT_CHANNEL).then(
+      subscriber.subscribe(this.channel).then(
         () => {
           this.selfSubscribed = true;
           this.subscriptions++;
@@ -125,7 +127,7 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Tells instances that stopped publishing because they were alone that this one is here. */
   private sayHello(): void {
-    if (this.publisher?.status === 'ready') this.publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${HELLO}`).catch(() => undefined);
+    if (this.publisher?.status === 'ready') this.publisher.publish(this.channel, `${this.config.instanceId}\n${HELLO}`).catch(() => undefined);
   }
 
   /** A newcomer is answered at once, so both sides know of each other within a round trip. */
@@ -205,7 +207,7 @@ export class FanoutService implements OnApplicationBootstrap, OnApplicationShutd
       this.setPublishing(false);
       return;
     }
-    publisher.publish(FANOUT_CHANNEL, `${this.config.instanceId}\n${json}`).then(
+    publisher.publish(this.channel, `${this.config.instanceId}\n${json}`).then(
       (receivers) => {
         this.setPublishing(true);
         if (receivers === (this.selfSubscribed ? 1 : 0) && !this.redis.isCluster) this.othersListening = false;

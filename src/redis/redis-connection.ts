@@ -56,6 +56,12 @@ export class RedisConnection implements OnApplicationShutdown {
     return this.config.redis.url !== undefined || this.config.redis.clusterNodes !== undefined;
   }
 
+  /** The database number of REDIS_URL (Cluster has only 0). */
+  get database(): number {
+    const client = this.client;
+    return client instanceof Cluster ? 0 : (client.options.db ?? 0);
+  }
+
   /** True while commands are expected to succeed. */
   get isUp(): boolean {
     return this.up;

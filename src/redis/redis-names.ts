@@ -19,8 +19,12 @@ export const cacheKeys = {
   everything: () => `${KEY_PREFIX}*`,
 };
 
-/** Pub/sub channel that carries committed samples between instances. */
-export const FANOUT_CHANNEL = `${KEY_PREFIX}fanout`;
+/**
+ * Pub/sub channel that carries committed samples between instances. Redis
+ * pub/sub ignores database numbers, so deployments that share one server on
+ * different databases get a channel each (database 0 keeps the plain name).
+ */
+export const fanoutChannel = (database = 0) => (database === 0 ? `${KEY_PREFIX}fanout` : `${KEY_PREFIX}fanout:db${database}`);
 
 /** A client's token bucket, shared by every instance; WebSocket buckets have no scope. */
 export const rateLimitKey = (clientKey: string, scope?: string) =>

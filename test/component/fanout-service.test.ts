@@ -159,4 +159,24 @@ describeWithServers(['redis'])('FanoutService across two instances (component, p
     await barrier(a, stays, x);
     expect(gone.frames).toHaveLength(countBefore);
   });
+
+  it('an instance on another database of the same server is another deployment: it hears nothing of A and B', async () => {
+    // Redis pub/sub ignores database numbers; the channel name carries it instead.
+    const other = await startComponent({
+      env: { REDIS_URL: `${server.url}/1`, INSTANCE_ID: `fanout-other-${run}` },
+      imports: [RedisModule],
+      providers: [FanoutService],
+    });
+    try {
+      const x = id('other-db');
+      const onOther = connect(other, x);
+      const onB = connect(b, x);
+      await barrier(a, onB, x);
+      // B got A's batch through Redis; had the instance on database 1 shared the channel, it would have it by now too.
+      await barrier(a, onB, x);
+      expect(onOther.frames).toHaveLength(0);
+    } finally {
+      await other.close();
+    }
+  });
 });

@@ -6,19 +6,22 @@ import Redis from 'ioredis';
 import { FanoutService } from '../../src/realtime/fanout.service';
 import type { Sample } from '../../src/telemetry/sample';
 import { freePort } from '../support/free-port';
-import { describeWithServers, SHARED_REDIS_URL } from '../support/servers';
+import { PrivateRedis } from '../support/private-redis';
+import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';
-import { lockSharedRedisDb, WsTestClient } from '../support/ws-client';
+import { WsTestClient } from '../support/ws-client';
+import { shareCpuAs } from '../support/cpu-share';
 
-const REDIS_DB = 5;
+shareCpuAs('timing');
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeWithServers(['postgres', 'redis'])('fan-out presence on the real Redis', () => {
   const run = Math.random().toString(36).slice(2, 8);
   const deviceId = `presence-${run}`;
   const baseTs = Date.now() - 60_000;
-  let release: (() => Promise<void>) | undefined;
+  let server: PrivateRedis;
   let db: TestDatabase;
   let redis: Redis;
   let a: TestApp | undefined;
@@ -26,22 +29,21 @@ describeWithServers(['postgres', 'redis'])('fan-out presence on the real Redis',
   let client: WsTestClient | undefined;
 
   const sample = (i: number): Sample[] => [{ deviceId, metric: 'temperature', ts: baseTs + i, value: i }];
-  /** PUBLISH calls the server has run (pub/sub is server-wide, so this file holds the realtime lock). */
+  /** PUBLISH calls the server has run (a server of this file's own: the count is server-wide). */
   const publishes = async () => Number(/cmdstat_publish:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
   const start = async (name: string) =>
     startTestApp({
       DATABASE_URL: db.url,
-      REDIS_URL: `${SHARED_REDIS_URL}/${REDIS_DB}`,
+      REDIS_URL: server.url,
       MQTT_URL: undefined,
       MQTT_PORT: String(await freePort()),
       INSTANCE_ID: `${name}-${run}`,
     });
 
   beforeAll(async () => {
-    // The realtime files take turns on the shared server; fan-out channels ignore db numbers.
-    release = await lockSharedRedisDb(13);
+    server = await PrivateRedis.start();
     db = await createTestDatabase('fanout_presence');
-    redis = new Redis(`${SHARED_REDIS_URL}/${REDIS_DB}`, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    redis = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     await redis.connect();
     a = await start('presence-a');
     await sleep(300); // A's subscription is ready
@@ -53,7 +55,7 @@ describeWithServers(['postgres', 'redis'])('fan-out presence on the real Redis',
     await a?.close();
     await redis?.quit().catch(() => undefined);
     await db?.drop();
-    await release?.();
+    await server?.destroy();
   });
 
   it('a lone instance publishes no batches after the first finds nobody else listening', async () => {
