@@ -11,6 +11,7 @@ import { createApp } from './create-app';
 import { EmbeddedBroker } from './broker/embedded-broker';
 import { serviceAddresses } from './startup/addresses';
 import { checkDatabase, checkPorts } from './startup/preflight';
+import { logStrayRejections } from './startup/stray-rejections';
 import { addressInUsePort, httpPortInUse, StartupProblem } from './startup/startup-problem';
 
 const HTTP_HOST = '0.0.0.0';
@@ -41,6 +42,7 @@ async function closeQuietly(app: NestFastifyApplication): Promise<void> {
 
 async function main(): Promise<void> {
   const { config, envFile } = configure();
+  logStrayRejections(process, new Logger('Process'));
   const problems = await checkPorts(config, HTTP_HOST);
   const database = await checkDatabase(config);
   if (database) problems.push(database);
