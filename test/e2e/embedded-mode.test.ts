@@ -10,6 +10,9 @@ import { DatabaseService } from '../../src/storage/database.service';
 import { waitFor } from '../support/free-port';
 import { connectDevice, telemetryTopic } from '../support/publisher';
 import { startTestApp, type TestApp } from '../support/test-app';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 // docs/api.md Metrics, the ingestion part (cache, WebSocket and HTTP metrics belong to other modules).
 const INGESTION_METRICS: Array<[string, 'counter' | 'histogram']> = [

@@ -9,6 +9,9 @@ import { DatabaseService } from '../../src/storage/database.service';
 import { startTestApp, type TestApp } from '../support/test-app';
 import { connectDevice, publishAll } from '../support/publisher';
 import { waitFor } from '../support/free-port';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('load');
 
 const BASE_TS = Date.UTC(2026, 0, 1);
 

@@ -14,6 +14,9 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database'
 import { WebhookReceiver } from '../support/webhook-receiver';
 import { type Frame, type Json, WsTestClient } from '../support/ws-client';
 import { AlarmEvaluationService } from '../../src/alarms/alarm-evaluation.service';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const ADMIN = 'alarm-admin-key';
 const SECRET = 'webhook-secret';

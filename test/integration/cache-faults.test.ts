@@ -16,6 +16,9 @@ import { startTestApp, type TestApp } from '../support/test-app';
 import { freePort, waitFor } from '../support/free-port';
 import { metricValue } from '../support/app-process';
 import { PrivateRedis } from '../support/private-redis';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const ADMIN_KEY = 'cache-faults-admin-key';
 const CONTRACT_ALLOWANCE_MS = 100;

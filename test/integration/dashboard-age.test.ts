@@ -7,8 +7,11 @@ import { cacheKeys } from '../../src/redis/redis-names';
 import { describeWithServers, serversAvailable, sharedRedisUrl } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp, type TestApp } from '../support/test-app';
+import { shareCpuAs } from '../support/cpu-share';
 
-const REDIS_DB = 9;
+shareCpuAs('timing');
+
+const REDIS_DB = 5;
 
 describeWithServers(['postgres'])('Age of the fleet figures', () => {
   let db: TestDatabase;

@@ -15,6 +15,9 @@ import { type Frame, WsTestClient } from '../support/ws-client';
 import { DeviceStatusService } from '../../src/status/device-status.service';
 import { DeviceStatusStore } from '../../src/status/device-status.store';
 import { StatusSweeper } from '../../src/status/status-sweeper';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const TIMEOUT_S = 2;
 const ADMIN_KEY = 'status-admin-key';

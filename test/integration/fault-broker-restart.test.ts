@@ -39,6 +39,9 @@ import {
   storedMessages,
   verifyStoredExactlyOnce,
 } from '../support/load-check';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const MESSAGES = 12_000;
 const DEVICES = 200;

@@ -21,6 +21,9 @@ import {
 } from '../support/load-check';
 import { sleep, useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const REDIS_DB = 15;
 const KEEPALIVE_S = 2;

@@ -27,6 +27,9 @@ import {
 } from '../support/load-check';
 import { histogramMean, sleep, useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const REDIS_DB = 8;
 const MB = 1024 * 1024;

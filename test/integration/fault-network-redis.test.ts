@@ -21,6 +21,9 @@ import {
 } from '../support/load-check';
 import { useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const REDIS_DB = 9;
 const CONTRACT_ALLOWANCE_MS = 100;

@@ -20,6 +20,9 @@ import {
 } from '../support/load-check';
 import { sleep, useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const REDIS_DB = 4;
 const MAX_PENDING = 2000;

@@ -22,6 +22,9 @@ import { PG_BIN } from '../support/private-postgres';
 import { waitFor } from '../support/free-port';
 import { FaultScenario, fetchHealth as health, type HealthBody } from '../support/fault-scenario';
 import { METRICS, createLoad, ingested, partialMessages, received, verifyStoredExactlyOnce } from '../support/load-check';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const MESSAGES = 16_000;
 const DEVICES = 200;

@@ -23,6 +23,9 @@ import { WsTestClient } from '../support/ws-client';
 import type { ExitInfo } from '../support/app-process';
 import { FaultScenario } from '../support/fault-scenario';
 import { METRICS, createLoad, ingested, partialMessages, received, sampleCount, verifyStoredExactlyOnce } from '../support/load-check';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const MESSAGES = 16_000;
 const DEVICES = 200;

@@ -14,7 +14,7 @@ import { startTestApp, type TestApp } from '../support/test-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { lockSharedRedisDb } from '../support/ws-client';
 
-const REDIS_DB = 7;
+const REDIS_DB = 6;
 const REDIS_URL = sharedRedisUrl(REDIS_DB);
 /** 5 tokens refilling fully in 60 s: one every 12 s, so no test waits for a refill. */
 const LIMIT = 5;

@@ -30,6 +30,9 @@ import { describeWithServers } from '../support/servers';
 import { waitFor } from '../support/free-port';
 import { FaultScenario } from '../support/fault-scenario';
 import { METRICS, createLoad, ingested, partialMessages, received, sampleCount as countSamples, verifyStoredExactlyOnce } from '../support/load-check';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const MESSAGES = 20_000;
 const DEVICES = 200;

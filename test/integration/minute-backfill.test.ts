@@ -18,6 +18,9 @@ import { PartitionMaintainer } from '../../src/storage/partition-maintainer';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { describeWithServers } from '../support/servers';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('load');
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;

@@ -28,6 +28,9 @@ import { FaultScenario } from '../support/fault-scenario';
 import { createLoad, received, verifyStoredExactlyOnce, expectNoRejections } from '../support/load-check';
 import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { type Frame, lockSharedRedisDb, WsTestClient } from '../support/ws-client';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 

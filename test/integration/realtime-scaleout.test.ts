@@ -19,9 +19,10 @@ import { type EmbeddedInstance, startEmbeddedInstance, stopEmbeddedInstance } fr
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { type Frame, lockSharedRedisDb, now, WsTestClient } from '../support/ws-client';
 
-const REDIS_DB = 13;
+const REDIS_DB = 2;
 const SHARED_REDIS_URL = sharedRedisUrl(REDIS_DB);
-const FANOUT_CHANNEL = 'telemetry:fanout';
+/** The channel of the instances' database (database 0 alone uses plain `telemetry:fanout`). */
+const FANOUT_CHANNEL = `telemetry:fanout:db${REDIS_DB}`;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -100,7 +101,7 @@ describeWithServers(['postgres', 'redis'])('realtime across instances', () => {
       await release?.();
     });
 
-    it('a sample ingested by A reaches a client on B (and vice versa), once each, published once on telemetry:fanout', async () => {
+    it('a sample ingested by A reaches a client on B (and vice versa), once each, published once on the fan-out channel of their database', async () => {
       // An outside listener on the channel counts how often each sample is published.
       const listener = new Redis(SHARED_REDIS_URL, { lazyConnect: true });
       await listener.connect();

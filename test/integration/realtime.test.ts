@@ -15,6 +15,9 @@ import { describeWithServers, sharedRedisUrl } from '../support/servers';
 import { startTestApp, type TestApp } from '../support/test-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { type Frame, HandshakeRefused, type Json, lockSharedRedisDb, now, WsTestClient } from '../support/ws-client';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('timing');
 
 const REDIS_DB = 13;
 const REDIS_URL = sharedRedisUrl(REDIS_DB);

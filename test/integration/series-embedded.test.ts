@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { DatabaseService } from '../../src/storage/database.service';
 import { ADMIN_KEY, type SeriesBackend, defineSeriesSuite } from '../support/series-suite';
 import { startTestApp } from '../support/test-app';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('load');
 
 describe('time series (embedded PGlite)', () => {
   let dir: string | undefined;

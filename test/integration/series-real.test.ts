@@ -3,6 +3,9 @@ import { describeWithServers } from '../support/servers';
 import { ADMIN_KEY, type SeriesBackend, defineSeriesSuite } from '../support/series-suite';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { startTestApp } from '../support/test-app';
+import { shareCpuAs } from '../support/cpu-share';
+
+shareCpuAs('load');
 
 describeWithServers(['postgres'])('time series (real PostgreSQL)', () => {
   let testDb: TestDatabase | undefined;

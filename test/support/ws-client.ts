@@ -7,6 +7,7 @@
 //   c.send('subscribe', { deviceId: 'dev-1' });
 //   const answer = await c.next((f) => f.event === 'subscribed');
 //   await c.close();
+import { holdLock } from './cross-process-lock';
 import WebSocket from 'ws';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -219,44 +220,9 @@ export class WsTestClient {
 // ---- exclusive use of a shared Redis database ---------------------------------
 
 /**
- * The realtime test files share Redis database 13 on the shared server and
- * FLUSHDB it (rate-limit buckets are keyed by client IP, 127.0.0.1 for all of
- * them). Jest may run the files in parallel workers, so they take turns
- * through this lock (an atomic mkdir in the temp dir; a lock left by a dead
- * process is taken over). Returns the release function.
+ * Test files that FLUSHDB or count keys on one database of the shared Redis
+ * take turns on it (also across checkouts running at once). Returns the release function.
  */
-export async function lockSharedRedisDb(db: number, timeoutMs = 10 * 60_000): Promise<() => Promise<void>> {
-  const { mkdir, readFile, rm, stat, writeFile } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = join(tmpdir(), `telemetry-hub-redis-db${db}.lock`);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await mkdir(dir);
-      await writeFile(join(dir, 'pid'), String(process.pid));
-      return () => rm(dir, { recursive: true, force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const owner = Number(await readFile(join(dir, 'pid'), 'utf8').catch(() => '0'));
-    let ownerAlive = true;
-    if (owner > 0) {
-      try {
-        process.kill(owner, 0);
-      } catch {
-        ownerAlive = false;
-      }
-    } else {
-      // Between mkdir and writeFile, or a crash right there: stale after a minute.
-      const age = Date.now() - ((await stat(dir).catch(() => undefined))?.mtimeMs ?? Date.now());
-      ownerAlive = age < 60_000;
-    }
-    if (!ownerAlive) {
-      await rm(dir, { recursive: true, force: true });
-      continue;
-    }
-    if (Date.now() > deadline) throw new Error(`Redis db ${db} is still locked by pid ${owner} after ${timeoutMs} ms (${dir})`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+export function lockSharedRedisDb(db: number, timeoutMs = 10 * 60_000): Promise<() => Promise<void>> {
+  return holdLock(`redis-db${db}`, timeoutMs);
 }
