@@ -306,7 +306,7 @@ async function main(): Promise<void> {
     const [check] = (
       await db.query<{ distinct: number; rollup: number }>(
         `SELECT (SELECT count(DISTINCT (device_id, metric, ts))::int FROM samples) AS distinct,
-                (SELECT coalesce(sum(count), 0)::int FROM hourly_aggregates) AS rollup`,
+                (SELECT coalesce(sum(count), 0)::int FROM hourly_parts) AS rollup`,
       )
     ).rows;
     const lost = Math.max(0, expected - check.distinct);

@@ -17,6 +17,7 @@
 import { Logger, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { DatabaseService } from './database.service';
+import { FOLD_BEFORE_SQL } from './hourly-folder';
 
 export const DAY_MS = 24 * 3600_000;
 /** Partitions kept ready: today and the 7 days after it (the payload parser accepts at most now + 1 day). */
@@ -190,6 +191,12 @@ export class PartitionMaintainer implements OnModuleInit, BeforeApplicationShutd
       if (plans.some((p) => p.steps.some((s) => s.kind !== 'create' && s.kind !== 'trim-catchall'))) {
         for (const { table } of plans) await m.query(`LOCK TABLE ONLY ${table.name} IN ACCESS EXCLUSIVE MODE`);
       }
+      // The hourly tier outlives retention: minutes about to be dropped are folded into it first.
+      const minuteSteps = plans.find((p) => p.table === MINUTE_AGGREGATES_TABLE)?.steps ?? [];
+      const dropsBefore = Math.max(
+        ...minuteSteps.map((s) => (s.kind === 'drop' ? s.to : s.kind === 'trim-catchall' ? s.before : s.kind === 'empty-catchall' ? Infinity : -Infinity)),
+      );
+      if (dropsBefore > -Infinity) await m.query(FOLD_BEFORE_SQL, [Number.isFinite(dropsBefore) ? iso(dropsBefore) : 'infinity']);
       for (const { table, steps } of plans) {
         for (const step of steps) {
           const deleted = await execute(m, table, step);

@@ -1,7 +1,9 @@
 // The one write path for samples, used on real and embedded PostgreSQL alike.
 // A batch is ONE statement (so one transaction): samples are inserted
-// idempotently, and only the rows that were really inserted feed the hourly
-// and minute rollups, so redeliveries and duplicates never double-count. Whole columns go
+// idempotently, and only the rows that were really inserted feed the minute
+// rollup, so redeliveries and duplicates never double-count. The hourly tier
+// is filled from quiet minute rows by HourlyFolder, not here; only samples of
+// a minute that was already folded go to hourly_aggregates directly. Whole columns go
 // as arrays (4+3 bind parameters whatever the batch size: no 65,535 limit);
 // the four sample columns travel as comma-joined text, because device ids and
 // metric names cannot contain ',' (payload-parser patterns) and a native
@@ -30,27 +32,18 @@ inserted AS (
   ON CONFLICT DO NOTHING
   RETURNING device_id, metric, ts, value
 ),
-rollup AS (
-  INSERT INTO hourly_aggregates AS h (device_id, metric, bucket, count, sum, min, max)
-  SELECT device_id, metric, date_trunc('hour', ts, 'UTC'), count(*), sum(value), min(value), max(value)
-  FROM inserted GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-  ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
-    count = h.count + EXCLUDED.count,
-    sum = h.sum + EXCLUDED.sum,
-    min = LEAST(h.min, EXCLUDED.min),
-    max = GREATEST(h.max, EXCLUDED.max)
-),
-minutes AS (
+grouped AS (
   -- first/last travel as {ts, value} pairs: min()/max() of a float8[] pair
   -- picks the value at the earliest/latest time without a sort per group.
   -- Epoch seconds as float8 keep ms (and µs) exactly and order like ts.
-  INSERT INTO minute_aggregates AS m (device_id, metric, bucket, count, sum, min, max, first_ts, first, last_ts, last)
-  SELECT device_id, metric, bucket, n, total, lo, hi, to_timestamp(f[1]), f[2], to_timestamp(l[1]), l[2]
-  FROM (
-    SELECT device_id, metric, date_trunc('minute', ts, 'UTC') AS bucket, count(*) AS n, sum(value) AS total,
-      min(value) AS lo, max(value) AS hi, min(ARRAY[date_part('epoch', ts), value]) AS f, max(ARRAY[date_part('epoch', ts), value]) AS l
-    FROM inserted GROUP BY 1, 2, 3
-  ) g ORDER BY 1, 2, 3
+  SELECT device_id, metric, date_trunc('minute', ts, 'UTC') AS bucket, count(*) AS n, sum(value) AS total,
+    min(value) AS lo, max(value) AS hi, min(ARRAY[date_part('epoch', ts), value]) AS f, max(ARRAY[date_part('epoch', ts), value]) AS l
+  FROM inserted GROUP BY 1, 2, 3
+),
+minutes AS (
+  INSERT INTO minute_aggregates AS m (device_id, metric, bucket, count, sum, min, max, first_ts, first, last_ts, last, touched)
+  SELECT device_id, metric, bucket, n, total, lo, hi, to_timestamp(f[1]), f[2], to_timestamp(l[1]), l[2], now()
+  FROM grouped ORDER BY 1, 2, 3
   ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
     count = m.count + EXCLUDED.count,
     sum = m.sum + EXCLUDED.sum,
@@ -60,7 +53,23 @@ minutes AS (
     first_ts = LEAST(m.first_ts, EXCLUDED.first_ts),
     first = CASE WHEN EXCLUDED.first_ts < m.first_ts THEN EXCLUDED.first ELSE m.first END,
     last_ts = GREATEST(m.last_ts, EXCLUDED.last_ts),
-    last = CASE WHEN EXCLUDED.last_ts > m.last_ts THEN EXCLUDED.last ELSE m.last END
+    last = CASE WHEN EXCLUDED.last_ts > m.last_ts THEN EXCLUDED.last ELSE m.last END,
+    touched = EXCLUDED.touched
+  -- folded as it is after this update: a minute the folder already moved into
+  -- hourly_aggregates (it waits for this row lock, or this waited for its) is
+  -- not folded again, so this batch's part must go there directly.
+  RETURNING device_id, metric, bucket, folded
+),
+late AS (
+  INSERT INTO hourly_aggregates AS h (device_id, metric, bucket, count, sum, min, max)
+  SELECT g.device_id, g.metric, date_trunc('hour', g.bucket, 'UTC'), sum(g.n), sum(g.total), min(g.lo), max(g.hi)
+  FROM minutes f JOIN grouped g USING (device_id, metric, bucket) WHERE f.folded
+  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+  ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
+    count = h.count + EXCLUDED.count,
+    sum = h.sum + EXCLUDED.sum,
+    min = LEAST(h.min, EXCLUDED.min),
+    max = GREATEST(h.max, EXCLUDED.max)
 ),
 seen AS (
   INSERT INTO devices AS d (id, first_seen, last_seen)

@@ -15,6 +15,7 @@
 // Sums of sums differ from the sum of the values only by float rounding.
 import { Injectable } from '@nestjs/common';
 import { DatabaseService } from './database.service';
+import { DEVICE_METRICS_CTE } from './telemetry-queries';
 import { type Aggregate, BIN_ORIGIN, type SeriesInterval, longestBucketMs } from '../telemetry/series-interval';
 
 export type Tier = 'hour' | 'minute' | 'raw';
@@ -169,7 +170,7 @@ export class SeriesQueries {
     let source: string;
     switch (tier) {
       case 'hour':
-        source = `SELECT metric, bucket AS t, count, sum, min, max FROM hourly_aggregates WHERE ${[...where, 'bucket >= $4', 'bucket < $5'].join(' AND ')}`;
+        source = `SELECT metric, bucket AS t, count, sum, min, max FROM hourly_parts WHERE ${[...where, 'bucket >= $4', 'bucket < $5'].join(' AND ')}`;
         break;
       case 'minute':
         source = `SELECT metric, bucket AS t, count, sum, min, max${firstLast ? ', first_ts, first, last_ts, last' : ''}
@@ -213,18 +214,9 @@ export class SeriesQueries {
     return (await this.db.query<{ id: string }>(`SELECT id FROM devices ORDER BY id`)).map((r) => r.id);
   }
 
-  /** Every metric a device has stored (a skip scan over the hourly rollup key). */
+  /** Every metric a device has stored. */
   async deviceMetrics(deviceId: string): Promise<string[]> {
-    const rows = await this.db.query<{ metric: string }>(
-      `WITH RECURSIVE m(metric) AS (
-        (SELECT metric FROM hourly_aggregates WHERE device_id = $1 ORDER BY metric LIMIT 1)
-        UNION ALL
-        SELECT (SELECT h.metric FROM hourly_aggregates h WHERE h.device_id = $1 AND h.metric > m.metric ORDER BY h.metric LIMIT 1)
-        FROM m WHERE m.metric IS NOT NULL
-      )
-      SELECT metric FROM m WHERE metric IS NOT NULL`,
-      [deviceId],
-    );
+    const rows = await this.db.query<{ metric: string }>(`WITH ${DEVICE_METRICS_CTE} SELECT metric FROM metrics`, [deviceId]);
     return rows.map((r) => r.metric);
   }
 }

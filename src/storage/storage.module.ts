@@ -1,10 +1,12 @@
 // Owns PostgreSQL: connection and migrations (DatabaseService), the daily
 // partitions of samples and their retention (PartitionMaintainer), and the
-// single batch write path for samples (SampleWriter) and the read SQL
-// (TelemetryQueries).
+// single batch write path for samples (SampleWriter), the folding of quiet
+// minute rows into the hourly tier (HourlyFolder) and the read SQL
+// (TelemetryQueries, SeriesQueries).
 import { Module } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { DatabaseService } from './database.service';
+import { HourlyFolder } from './hourly-folder';
 import { PartitionMaintainer } from './partition-maintainer';
 import { SampleWriter } from './sample-writer';
 import { SeriesQueries } from './series-queries';
@@ -27,9 +29,10 @@ import { TelemetryQueries } from './telemetry-queries';
       useFactory: (db: DatabaseService, config: AppConfig) => new PartitionMaintainer(db, config.storage.retentionDays),
     },
     SampleWriter,
+    HourlyFolder,
     TelemetryQueries,
     SeriesQueries,
   ],
-  exports: [DatabaseService, PartitionMaintainer, SampleWriter, TelemetryQueries, SeriesQueries],
+  exports: [DatabaseService, PartitionMaintainer, SampleWriter, HourlyFolder, TelemetryQueries, SeriesQueries],
 })
 export class StorageModule {}

@@ -1,12 +1,14 @@
 // Read-side SQL for the REST API and the WebSocket gateway. Every query is served by an index: the
 // samples primary key (device_id, metric, ts) in each daily partition, the
 // hourly_aggregates primary key (device_id, metric, bucket) and its bucket
-// index, devices' keys. Time-range reads name ts in their WHERE clause so
-// PostgreSQL prunes the partitions outside the range.
+// index, the partial index of unfolded minute rows, devices' keys. Time-range
+// reads name ts in their WHERE clause so PostgreSQL prunes the partitions
+// outside the range. The hourly tier is read through the view hourly_parts
+// (folded hours plus the minutes not folded yet; see hourly-folder.ts).
 // A device's metric names come from a skip scan (a recursive CTE) over the
-// hourly_aggregates key, not the samples key: every stored sample has its
-// rollup row (written by the same statement), and that table is not
-// partitioned, so finding the names costs one index descent per metric rather
+// hourly tier's key, not the samples key: every stored sample is counted
+// there, and hourly_aggregates is not partitioned (the unfolded minutes are
+// few), so finding the names costs about one index descent per metric rather
 // than one per metric and partition (measured on 39 partitions: 694 buffers
 // and 1.6 ms for `latest` the old way; docs/scaling.md).
 // PostgreSQL's bigint/numeric arrive as strings from pg: converted here.
@@ -56,12 +58,16 @@ export interface DashboardMetrics {
 /** A device counts as active when it was heard from within this window. */
 export const ACTIVE_WINDOW_MINUTES = 5;
 
-const DEVICE_METRICS_CTE = `
+/**
+ * Every metric a device has stored: a skip scan over the hourly tier's key
+ * (the folded hours and the unfolded minutes, both indexed by device and metric).
+ */
+export const DEVICE_METRICS_CTE = `
   metrics AS (
     WITH RECURSIVE m(metric) AS (
-      (SELECT metric FROM hourly_aggregates WHERE device_id = $1 ORDER BY metric LIMIT 1)
+      (SELECT metric FROM hourly_parts WHERE device_id = $1 ORDER BY metric LIMIT 1)
       UNION ALL
-      SELECT (SELECT h.metric FROM hourly_aggregates h WHERE h.device_id = $1 AND h.metric > m.metric ORDER BY h.metric LIMIT 1)
+      SELECT (SELECT h.metric FROM hourly_parts h WHERE h.device_id = $1 AND h.metric > m.metric ORDER BY h.metric LIMIT 1)
       FROM m WHERE m.metric IS NOT NULL
     )
     SELECT metric FROM m WHERE metric IS NOT NULL
@@ -111,7 +117,7 @@ export class TelemetryQueries {
   async stats(device: DeviceRow): Promise<DeviceStats> {
     const rows = await this.db.query<{ metric: string; count: string; min: number; max: number; sum: number }>(
       `SELECT metric, sum(count) AS count, min(min) AS min, max(max) AS max, sum(sum) AS sum
-       FROM hourly_aggregates
+       FROM hourly_parts
        WHERE device_id = $1 AND bucket >= date_trunc('hour', now(), 'UTC') - interval '23 hours'
        GROUP BY metric ORDER BY metric`,
       [device.id],
@@ -129,9 +135,9 @@ export class TelemetryQueries {
   /** Hourly buckets whose start lies in [hour of `from`, `to`). */
   async hourly(deviceId: string, metric: string, from: Date, to: Date): Promise<HourlyBucket[]> {
     const rows = await this.db.query<{ bucket: Date; count: string; min: number; max: number; sum: number }>(
-      `SELECT bucket, count, min, max, sum FROM hourly_aggregates
+      `SELECT bucket, sum(count) AS count, min(min) AS min, max(max) AS max, sum(sum) AS sum FROM hourly_parts
        WHERE device_id = $1 AND metric = $2 AND bucket >= date_trunc('hour', $3::timestamptz, 'UTC') AND bucket < $4
-       ORDER BY bucket`,
+       GROUP BY bucket ORDER BY bucket`,
       [deviceId, metric, from.toISOString(), to.toISOString()],
     );
     return rows.map((r) => {
@@ -174,7 +180,7 @@ export class TelemetryQueries {
       `WITH h AS (SELECT date_trunc('hour', now(), 'UTC') AS cur,
                          extract(epoch FROM now() - date_trunc('hour', now(), 'UTC')) / 3600 AS elapsed),
        b AS (
-         SELECT a.bucket, sum(a.count)::float8 AS n FROM hourly_aggregates a, h
+         SELECT a.bucket, sum(a.count)::float8 AS n FROM hourly_parts a, h
          WHERE a.bucket >= h.cur - interval '24 hours' AND a.bucket <= h.cur GROUP BY a.bucket
        )
        SELECT
@@ -184,7 +190,7 @@ export class TelemetryQueries {
          coalesce((SELECT sum(CASE WHEN b.bucket = h.cur - interval '24 hours' THEN b.n * (1 - h.elapsed) ELSE b.n END) FROM b, h), 0)::float8 AS last_day`,
     );
     const top = await this.db.query<{ id: string; samples: string }>(
-      `SELECT device_id AS id, sum(count) AS samples FROM hourly_aggregates
+      `SELECT device_id AS id, sum(count) AS samples FROM hourly_parts
        WHERE bucket >= date_trunc('hour', now(), 'UTC') - interval '23 hours'
        GROUP BY device_id ORDER BY sum(count) DESC, device_id LIMIT 10`,
     );

@@ -1,6 +1,7 @@
 // SampleWriter on the real PostgreSQL (its own database), without MQTT or the
 // batcher: what one write stores, what it reports as new, and what it does to
 // the rollups and the devices table when batches repeat, overlap or are huge.
+import { HourlyFolder } from '../../src/storage/hourly-folder';
 import { SampleWriter } from '../../src/storage/sample-writer';
 import { StorageModule } from '../../src/storage/storage.module';
 import type { DeviceSeen, Sample } from '../../src/telemetry/sample';
@@ -29,11 +30,13 @@ describeWithServers(['postgres'])('SampleWriter (component, real PostgreSQL)', (
   let db: TestDatabase;
   let component: Component;
   let writer: SampleWriter;
+  let folder: HourlyFolder;
 
   beforeAll(async () => {
     db = await createTestDatabase('component_writer');
     component = await startComponent({ env: { DATABASE_URL: db.url }, imports: [StorageModule] });
     writer = component.get(SampleWriter);
+    folder = component.get(HourlyFolder);
   });
 
   afterAll(async () => {
@@ -93,7 +96,7 @@ describeWithServers(['postgres'])('SampleWriter (component, real PostgreSQL)', (
     const b = [...a, ...samples(['hb-1'], ['v'], [bucket + 3000], () => -1.25)];
     expect((await writer.write(b, seenAt(b, Date.now()))).map(key)).toEqual([key(b[2])]);
     const [rollup] = await db.query<{ count: number; sum: number; min: number; max: number }>(
-      `SELECT count::int AS count, sum, min, max FROM hourly_aggregates WHERE device_id = 'hb-1'`,
+      `SELECT sum(count)::int AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max FROM hourly_parts WHERE device_id = 'hb-1'`,
     );
     expect(rollup).toEqual({ count: 3, sum: 3.75, min: -1.25, max: 2.5 });
   });
@@ -142,4 +145,74 @@ describeWithServers(['postgres'])('SampleWriter (component, real PostgreSQL)', (
     expect((await sampleCount(db)) - before).toBe(batch.length);
     await expectRollupsEqualGroupBy(db);
   }, 60_000);
+
+  describe('the hourly tier filled by folding quiet minutes', () => {
+    const hourly = (deviceId: string) =>
+      db.query<{ bucket: Date; count: number; sum: number; min: number; max: number }>(
+        `SELECT bucket, count::int AS count, sum, min, max FROM hourly_aggregates WHERE device_id = $1 ORDER BY bucket`,
+        [deviceId],
+      );
+    const unfolded = async (deviceId: string) =>
+      (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM minute_aggregates WHERE device_id = $1 AND NOT folded`, [deviceId]))[0].n;
+
+    it('a batch leaves the hourly table alone; folding moves its minutes there once, and the tier reads the same before and after', async () => {
+      const bucket = hourBase + 3 * HOUR;
+      const batch = samples(['fold-1'], ['t', 'h'], [bucket + 1000, bucket + 61_000, bucket + 3_599_000]);
+      await writer.write(batch, seenAt(batch, Date.now()));
+      expect(await hourly('fold-1')).toEqual([]);
+      expect(await unfolded('fold-1')).toBe(6);
+      const before = await expectRollupsEqualGroupBy(db);
+
+      // Not quiet yet: nothing moves.
+      expect(await folder.fold(60_000)).toBe(0);
+      expect(await folder.fold(0)).toBeGreaterThanOrEqual(6);
+      expect(await unfolded('fold-1')).toBe(0);
+      expect((await hourly('fold-1')).map((r) => r.count)).toEqual([3, 3]); // t and h, one hour each
+      expect(await expectRollupsEqualGroupBy(db)).toEqual(before);
+
+      // Folding again adds nothing.
+      await folder.fold(0);
+      expect((await hourly('fold-1')).map((r) => r.count)).toEqual([3, 3]); // t and h, one hour each
+    });
+
+    it('a sample for a minute already folded goes to the hourly row directly, once', async () => {
+      const bucket = hourBase + 4 * HOUR;
+      const first = samples(['fold-2'], ['t'], [bucket + 10_000], () => 1);
+      await writer.write(first, seenAt(first, Date.now()));
+      await folder.fold(0);
+      const late = samples(['fold-2'], ['t'], [bucket + 20_000, bucket + 3_600_000 + 5000], () => 3);
+      await writer.write(late, seenAt(late, Date.now()));
+      // The folded minute's hour got the late sample; the new minute (next hour) waits to be folded.
+      expect(await hourly('fold-2')).toEqual([{ bucket: new Date(bucket), count: 2, sum: 4, min: 1, max: 3 }]);
+      expect(await unfolded('fold-2')).toBe(1);
+      await expectRollupsEqualGroupBy(db);
+      // A redelivery of the late batch changes nothing.
+      await writer.write(late, seenAt(late, Date.now()));
+      await folder.fold(0);
+      expect((await hourly('fold-2')).map((r) => r.count)).toEqual([2, 1]);
+      await expectRollupsEqualGroupBy(db);
+    });
+
+    it('folding while batches keep writing the same minutes loses and double-counts nothing', async () => {
+      const bucket = hourBase + 1 * HOUR;
+      const devices = Array.from({ length: 40 }, (_, i) => `fold-race-${i}`);
+      let folding = true;
+      const folds = (async () => {
+        while (folding) await folder.fold(0);
+      })();
+      let t = 0;
+      for (let round = 0; round < 30; round++) {
+        // Every round hits the same few minutes of every device, new points each time.
+        const batch = samples(devices, ['a', 'b'], [bucket + (t++ % 5) * 60_000 + round * 7, bucket + 30 * 60_000 + round]);
+        await writer.write(batch, seenAt(batch, Date.now()));
+      }
+      folding = false;
+      await folds;
+      await folder.fold(0);
+      const rows = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM minute_aggregates WHERE NOT folded AND device_id LIKE 'fold-race-%'`);
+      expect(rows[0].n).toBe(0);
+      const rollups = await expectRollupsEqualGroupBy(db);
+      expect(rollups.filter((r) => r.device_id.startsWith('fold-race-')).reduce((n, r) => n + r.count, 0)).toBe(30 * 40 * 2 * 2);
+    });
+  });
 });

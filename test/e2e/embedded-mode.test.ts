@@ -338,7 +338,7 @@ describe('embedded mode: persistence across restarts and graceful shutdown', () 
     expect(await stored(second)).toBe(5);
     const [hourly] = await second
       .get(DatabaseService)
-      .query<{ count: number }>(`SELECT sum(count)::int AS count FROM hourly_aggregates WHERE device_id = 'persist-1'`);
+      .query<{ count: number }>(`SELECT sum(count)::int AS count FROM hourly_parts WHERE device_id = 'persist-1'`);
     expect(hourly.count).toBe(5);
   }, 60_000);
 

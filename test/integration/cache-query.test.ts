@@ -480,7 +480,7 @@ describeWithServers(['postgres', 'redis'])('query API with PostgreSQL and Redis 
       expect(res.status).toBe(204);
       expect(res.text).toBe('');
 
-      for (const table of ['samples', 'hourly_aggregates']) {
+      for (const table of ['samples', 'hourly_aggregates', 'minute_aggregates']) {
         expect(await db.query(`SELECT 1 FROM ${table} WHERE device_id = $1`, [victim])).toHaveLength(0);
       }
       expect(await db.query(`SELECT 1 FROM devices WHERE id = $1`, [victim])).toHaveLength(0);

@@ -79,7 +79,8 @@ describeWithServers(['postgres', 'mosquitto'])('ingestion with real PostgreSQL a
       [`${prefix}%`],
     );
     const actual = await db.query<Record<string, unknown>>(
-      `SELECT device_id, metric, bucket, count::int AS count, sum, min, max FROM hourly_aggregates WHERE device_id LIKE $1 ORDER BY 1, 2, 3`,
+      `SELECT device_id, metric, bucket, sum(count)::int AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max FROM hourly_parts
+       WHERE device_id LIKE $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       [`${prefix}%`],
     );
     expect(actual.length).toBe(expected.length);

@@ -75,7 +75,7 @@ function drift(db: Queryable): Promise<unknown[]> {
       WHERE (h.count, h.min, h.max, h.first_ts, h.first, h.last_ts, h.last) IS DISTINCT FROM (w.count, w.min, w.max, w.first_ts, w.first, w.last_ts, w.last)
          OR abs(h.sum - w.sum) > 1e-9 * greatest(1, abs(w.sum))
     UNION ALL
-    SELECT 'extra', h.* FROM minute_aggregates h LEFT JOIN want w USING (device_id, metric, bucket) WHERE w.device_id IS NULL`);
+    SELECT 'extra', h.device_id, h.metric, h.bucket, h.count, h.sum, h.min, h.max, h.first_ts, h.first, h.last_ts, h.last FROM minute_aggregates h LEFT JOIN want w USING (device_id, metric, bucket) WHERE w.device_id IS NULL`);
 }
 
 /** Partition bounds of a table as text, child names with the table prefix removed. */

@@ -247,7 +247,8 @@ export async function verifyStoredExactlyOnce(db: Queryable, load: Load): Promis
 }
 
 /**
- * Jest expectations: hourly_aggregates holds exactly the rows of
+ * Jest expectations: the hourly tier (hourly_parts: the folded hours plus the
+ * minutes not folded yet, added up per hour) holds exactly the rows of
  * GROUP BY date_trunc('hour', ts, 'UTC') over samples (count, min, max exact;
  * sum to 6 decimals). Resolves with the rollup rows, ordered by key.
  */
@@ -256,7 +257,9 @@ export async function expectRollupsEqualGroupBy(db: Queryable): Promise<Rollup[]
     `SELECT device_id, metric, date_trunc('hour', ts, 'UTC') AS bucket, count(*)::int AS count, sum(value) AS sum, min(value) AS min, max(value) AS max
      FROM samples GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
   );
-  const rollups = await db.query<Rollup>(`SELECT device_id, metric, bucket, count::int AS count, sum, min, max FROM hourly_aggregates ORDER BY 1, 2, 3`);
+  const rollups = await db.query<Rollup>(
+    `SELECT device_id, metric, bucket, sum(count)::int AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max FROM hourly_parts GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+  );
   const exact = (r: Rollup) => [r.device_id, r.metric, r.bucket.getTime(), r.count, r.min, r.max];
   expect(rollups.map(exact)).toEqual(grouped.map(exact));
   rollups.forEach((row, i) => expect(row.sum).toBeCloseTo(grouped[i].sum, 6));

@@ -442,7 +442,7 @@ export function defineSeriesSuite(start: () => Promise<SeriesBackend>, stop: () 
           SELECT device_id, metric, date_trunc('minute', ts, 'UTC') AS bucket, count(*)::int AS count, sum(value) AS sum, min(value) AS min, max(value) AS max,
             min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first, max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last
           FROM samples WHERE device_id = $1 GROUP BY 1, 2, 3
-        ), have AS (SELECT * FROM minute_aggregates WHERE device_id = $1)
+        ), have AS (SELECT device_id, metric, bucket, count, sum, min, max, first_ts, first, last_ts, last FROM minute_aggregates WHERE device_id = $1)
         SELECT 'missing' AS side, w.* FROM want w LEFT JOIN have h USING (device_id, metric, bucket)
           WHERE h.count IS DISTINCT FROM w.count OR h.min IS DISTINCT FROM w.min OR h.max IS DISTINCT FROM w.max
              OR h.first_ts IS DISTINCT FROM w.first_ts OR h.first IS DISTINCT FROM w.first OR h.last_ts IS DISTINCT FROM w.last_ts

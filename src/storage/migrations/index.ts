@@ -5,6 +5,7 @@ import { PartitionSamples1732400000000 } from './1732400000000-partition-samples
 import { MinuteAggregates1732500000000 } from './1732500000000-minute-aggregates';
 import { DeviceStatus1732600000000 } from './1732600000000-device-status';
 import { Alarms1732700000000 } from './1732700000000-alarms';
+import { HourlyFold1732800000000 } from './1732800000000-hourly-fold';
 
 /** Every migration, oldest first; the DataSource and the CLI both use this list. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   MinuteAggregates1732500000000,
   DeviceStatus1732600000000,
   Alarms1732700000000,
+  HourlyFold1732800000000,
 ];
