@@ -212,6 +212,9 @@ export class TelemetryQueries {
       await manager.query(`DELETE FROM hourly_aggregates WHERE device_id = $1`, [id]);
       await manager.query(`DELETE FROM device_status_history WHERE device_id = $1`, [id]);
       await manager.query(`DELETE FROM minute_aggregates WHERE device_id = $1`, [id]);
+      // Its alarms (open or not) and their evaluation state; webhooks already queued are still sent.
+      await manager.query(`DELETE FROM alarm_state WHERE device_id = $1`, [id]);
+      await manager.query(`DELETE FROM alarms WHERE device_id = $1`, [id]);
       // Wrapped in SELECT: TypeORM returns [rows, count] for a bare DELETE … RETURNING.
       const [row] = (await manager.query(`WITH d AS (DELETE FROM devices WHERE id = $1 RETURNING id) SELECT count(*)::int AS n FROM d`, [id])) as Array<{
         n: number;

@@ -143,8 +143,19 @@ describeWithServers(['postgres'])('TelemetryQueries (component, real PostgreSQL)
     });
   });
 
-  it('deleteDevice: removes the device with its samples and rollups, and says whether it existed', async () => {
+  it('deleteDevice: removes the device with its samples, rollups, alarms and alarm state, and says whether it existed', async () => {
+    const [{ id: ruleId }] = await db.query<{ id: string }>(`INSERT INTO alarm_rules (metric, spec, version) VALUES ('temperature', '{}', 1) RETURNING id`);
+    for (const device of ['dev-a', 'dev-b']) {
+      await db.query(`INSERT INTO alarm_state (rule_id, device_id, open) VALUES ($1, $2, true)`, [ruleId, device]);
+      await db.query(
+        `INSERT INTO alarms (rule_id, device_id, metric, severity, status, raised_at, value) VALUES ($1, $2, 'temperature', 'warning', 'active', now(), 1)`,
+        [ruleId, device],
+      );
+    }
     expect(await queries.deleteDevice('dev-b')).toBe(true);
+    for (const table of ['alarms', 'alarm_state']) {
+      expect(await db.query(`SELECT device_id FROM ${table} WHERE rule_id = $1`, [ruleId])).toEqual([{ device_id: 'dev-a' }]);
+    }
     expect(await queries.findDevice('dev-b')).toBeNull();
     expect(await queries.samples('dev-b', undefined, new Date(longAgo), new Date(now + 1), 10)).toEqual([]);
     expect(await db.query(`SELECT 1 FROM hourly_aggregates WHERE device_id = 'dev-b'`)).toEqual([]);

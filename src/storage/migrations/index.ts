@@ -6,6 +6,7 @@ import { MinuteAggregates1732500000000 } from './1732500000000-minute-aggregates
 import { DeviceStatus1732600000000 } from './1732600000000-device-status';
 import { Alarms1732700000000 } from './1732700000000-alarms';
 import { HourlyFold1732800000000 } from './1732800000000-hourly-fold';
+import { DeviceDeleteAlarms1732900000000 } from './1732900000000-device-delete-alarms';
 
 /** Every migration, oldest first; the DataSource and the CLI both use this list. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   DeviceStatus1732600000000,
   Alarms1732700000000,
   HourlyFold1732800000000,
+  DeviceDeleteAlarms1732900000000,
 ];
