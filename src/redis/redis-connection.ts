@@ -19,6 +19,13 @@ const PROBE_INTERVAL_MS = 500;
  * and reopened, at most this often, until one answers.
  */
 const HUNG_RECONNECT_MS = 1500;
+/**
+ * How long probes must have gone unanswered before the link counts as hung.
+ * One PING slower than the 80 ms command timeout is enough to serve from
+ * memory, but on a busy machine it is no proof of a dead link, and reopening
+ * every connection drops the fan-out publisher's batches meanwhile.
+ */
+const HUNG_AFTER_MS = 1000;
 
 export type RedisStateListener = (up: boolean) => void | Promise<void>;
 
@@ -91,6 +98,8 @@ export class RedisConnection implements OnApplicationShutdown {
 
   private readonly duplicates = new Set<Redis | Cluster>();
   private lastHungReconnect = 0;
+  /** When probes started timing out (undefined while they are answered). */
+  private silentSince: number | undefined;
 
   /** The probe failed: if the link looks silent rather than refused, reopen every connection. */
   private reconnectIfHung(error: unknown): void {
@@ -101,8 +110,13 @@ export class RedisConnection implements OnApplicationShutdown {
     // ('connecting' is bounded by connectTimeout, and a refused connection is
     // retried by ioredis itself: neither needs help.)
     const stuck = redis.status === 'connect';
-    if (!timedOut && !stuck) return;
+    if (!timedOut && !stuck) {
+      this.silentSince = undefined;
+      return;
+    }
     const now = Date.now();
+    this.silentSince ??= now;
+    if (now - this.silentSince < HUNG_AFTER_MS) return;
     if (now - this.lastHungReconnect < HUNG_RECONNECT_MS) return;
     this.lastHungReconnect = now;
     redis.disconnect(true);
@@ -190,6 +204,7 @@ export class RedisConnection implements OnApplicationShutdown {
     this.checking ??= (async () => {
       try {
         await redis.ping();
+        this.silentSince = undefined;
         await this.setUp(true);
       } catch (error) {
         this.lastError = error instanceof Error ? error.message : String(error);
