@@ -10,7 +10,10 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../support/app-process';
 import { buildServiceOnce } from '../support/network-fault-rig';
+import { shareCpuAs } from '../support/cpu-share';
 import { describeWithServers } from '../support/servers';
+
+shareCpuAs('load');
 
 const MB_MARGIN_HEAP = 12;
 const MB_MARGIN_RSS = 48;

@@ -18,7 +18,7 @@ import { metricValue } from '../support/app-process';
 import { PrivateRedis } from '../support/private-redis';
 import { shareCpuAs } from '../support/cpu-share';
 
-shareCpuAs('timing');
+shareCpuAs('fault');
 
 const ADMIN_KEY = 'cache-faults-admin-key';
 const CONTRACT_ALLOWANCE_MS = 100;

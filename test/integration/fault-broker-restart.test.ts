@@ -41,7 +41,7 @@ import {
 } from '../support/load-check';
 import { shareCpuAs } from '../support/cpu-share';
 
-shareCpuAs('timing');
+shareCpuAs('fault');
 
 const MESSAGES = 12_000;
 const DEVICES = 200;

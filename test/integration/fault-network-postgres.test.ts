@@ -29,7 +29,7 @@ import { histogramMean, sleep, useNetworkRigs, watchApp } from '../support/netwo
 import { describeWithServers } from '../support/servers';
 import { shareCpuAs } from '../support/cpu-share';
 
-shareCpuAs('timing');
+shareCpuAs('fault');
 
 const REDIS_DB = 8;
 const MB = 1024 * 1024;

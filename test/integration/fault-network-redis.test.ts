@@ -23,7 +23,7 @@ import { useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 import { shareCpuAs } from '../support/cpu-share';
 
-shareCpuAs('timing');
+shareCpuAs('fault');
 
 const REDIS_DB = 9;
 const CONTRACT_ALLOWANCE_MS = 100;

@@ -22,7 +22,7 @@ import { sleep, useNetworkRigs, watchApp } from '../support/network-fault-rig';
 import { describeWithServers } from '../support/servers';
 import { shareCpuAs } from '../support/cpu-share';
 
-shareCpuAs('timing');
+shareCpuAs('fault');
 
 const REDIS_DB = 4;
 const MAX_PENDING = 2000;

@@ -24,7 +24,7 @@ import { FaultScenario, fetchHealth as health, type HealthBody } from '../suppor
 import { METRICS, createLoad, ingested, partialMessages, received, verifyStoredExactlyOnce } from '../support/load-check';
 import { shareCpuAs } from '../support/cpu-share';
 
-shareCpuAs('timing');
+shareCpuAs('fault');
 
 const MESSAGES = 16_000;
 const DEVICES = 200;

@@ -25,7 +25,7 @@ import { FaultScenario } from '../support/fault-scenario';
 import { METRICS, createLoad, ingested, partialMessages, received, sampleCount, verifyStoredExactlyOnce } from '../support/load-check';
 import { shareCpuAs } from '../support/cpu-share';
 
-shareCpuAs('timing');
+shareCpuAs('fault');
 
 const MESSAGES = 16_000;
 const DEVICES = 200;

@@ -73,13 +73,26 @@ describeWithServers(['postgres', 'mosquitto'])('ingestion with real PostgreSQL a
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await countSamples(prefix)).toBe(400);
 
+    await expectHourlyTier(prefix, 'hourly_parts');
+    // The service folds the quiet minutes by itself (10 s quiet, every 5 s): then the table alone holds it all.
+    await waitFor(
+      async () =>
+        (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM minute_aggregates WHERE device_id LIKE $1 AND NOT folded`, [`${prefix}%`]))[0].n === 0,
+      30_000,
+      'the minutes folded into the hourly tier',
+    );
+    await expectHourlyTier(prefix, 'hourly_aggregates');
+  }, 60_000);
+
+  /** The hourly rows of `source` (added up per hour) equal GROUP BY hour over samples. */
+  async function expectHourlyTier(prefix: string, source: 'hourly_parts' | 'hourly_aggregates'): Promise<void> {
     const expected = await db.query<Record<string, unknown>>(
       `SELECT device_id, metric, date_trunc('hour', ts, 'UTC') AS bucket, count(*)::int AS count, sum(value) AS sum, min(value) AS min, max(value) AS max
        FROM samples WHERE device_id LIKE $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       [`${prefix}%`],
     );
     const actual = await db.query<Record<string, unknown>>(
-      `SELECT device_id, metric, bucket, sum(count)::int AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max FROM hourly_parts
+      `SELECT device_id, metric, bucket, sum(count)::int AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max FROM ${source}
        WHERE device_id LIKE $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       [`${prefix}%`],
     );
@@ -98,7 +111,7 @@ describeWithServers(['postgres', 'mosquitto'])('ingestion with real PostgreSQL a
       // Float sums may differ in the last bits with a different addition order.
       expect(row.sum as number).toBeCloseTo(want.sum as number, 9);
     });
-  });
+  }
 
   it('rejects bad input without disturbing valid messages around it', async () => {
     const prefix = `mix-${run}-`;

@@ -32,7 +32,7 @@ import { FaultScenario } from '../support/fault-scenario';
 import { METRICS, createLoad, ingested, partialMessages, received, sampleCount as countSamples, verifyStoredExactlyOnce } from '../support/load-check';
 import { shareCpuAs } from '../support/cpu-share';
 
-shareCpuAs('timing');
+shareCpuAs('fault');
 
 const MESSAGES = 20_000;
 const DEVICES = 200;
