@@ -268,8 +268,16 @@ describe('dashboard page', () => {
         } finally {
           await statusPublisher.endAsync();
         }
-        await dot.and(page.locator('[data-level="offline"]')).waitFor({ timeout: 5000 });
-        expect(await page.locator('#device-info').textContent()).toMatch(/^offline · /);
+        // Dot and text are drawn together; read them together, since the device's next sample brings it back online within a second.
+        const infoWhenOffline = await page.waitForFunction(
+          `(() => {
+            const dot = document.querySelector('#device-list button[data-device-id="${DEVICE}"] .activity');
+            return dot && dot.dataset.level === 'offline' ? document.querySelector('#device-info').textContent : false;
+          })()`,
+          undefined,
+          { timeout: 5000, polling: 'raf' },
+        );
+        expect(await infoWhenOffline.jsonValue()).toMatch(/^offline · /);
         await dot.and(page.locator('[data-level="live"]')).waitFor({ timeout: 10_000 });
         expect(pageErrors).toEqual([]);
       } finally {
