@@ -186,15 +186,16 @@ export class IngestBatcher {
     let delay = RETRY_MIN_MS;
     for (;;) {
       const started = performance.now();
+      const startedAt = Date.now();
       try {
         const devices = [...batch.devices.values()];
         const stored = await this.writer.write(batch.samples, devices);
-        this.db.markReachable(true);
+        this.db.markReachable(true, undefined, startedAt);
         this.metrics.ingestFlushSeconds.observe((performance.now() - started) / 1000);
         this.committed(batch, stored, devices);
         return;
       } catch (error) {
-        this.db.markReachable(false, error);
+        this.db.markReachable(false, error, startedAt);
         if (this.stopped) return; // leave the messages un-acked: the broker redelivers them
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, RETRY_MAX_MS);

@@ -105,8 +105,18 @@ export class DatabaseService implements OnApplicationShutdown {
     }
   }
 
-  /** Records the outcome of a database call; logs only when reachability flips. */
-  markReachable(ok: boolean, error?: unknown): void {
+  /** When the last call that succeeded had started (epoch ms). */
+  private lastOkStartedAt = 0;
+
+  /**
+   * Records the outcome of a database call that started at `startedAt`;
+   * logs only when reachability flips. A failure of a call that started
+   * before a success was seen tells nothing new (e.g. a write stuck on a
+   * silent connection, timing out after another lane already got through).
+   */
+  markReachable(ok: boolean, error?: unknown, startedAt = Date.now()): void {
+    if (ok) this.lastOkStartedAt = Math.max(this.lastOkStartedAt, startedAt);
+    else if (startedAt < this.lastOkStartedAt) return;
     if (ok === this.reachable) return;
     this.reachable = ok;
     if (ok) this.logger.log('PostgreSQL reachable again');
